@@ -1,0 +1,26 @@
+"""The hand-over between placement and compositing: one occluder rendered into the frame."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Layer:
+    """An occluder warped into the canonical frame, ready to blend onto a face.
+
+    ``rgb`` is straight (not premultiplied) colour in [0, 1]; ``alpha`` is anti-aliased
+    coverage in [0, 1]; ``contact`` marks where the object rests on the skin (used for the
+    contact shadow), ``gloss`` how shiny it is (0 matte .. 1 glossy plastic or metal).
+    """
+
+    rgb: np.ndarray
+    alpha: np.ndarray
+    name: str
+    category: str
+    contact: np.ndarray | None = None
+    gloss: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
