@@ -48,13 +48,13 @@ MEAN_SHAPE: dict[str, tuple[float, float]] = {
     "nose_tip": (125.8, 151.6),
     "mouth_left": (102.5, 175.4),
     "mouth_right": (152.0, 175.7),
-    "nose_bridge": (127.2, 116.0),
-    "chin": (127.5, 226.0),
-    "jaw_left": (72.0, 192.0),
-    "jaw_right": (182.0, 192.0),
-    "brow_left": (97.0, 96.0),
-    "brow_right": (157.0, 96.0),
-    "forehead": (127.0, 66.0),
+    "nose_bridge": (126.8, 115.5),
+    "chin": (127.2, 217.8),
+    "jaw_left": (80.2, 184.7),
+    "jaw_right": (177.3, 185.3),
+    "brow_left": (94.9, 102.7),
+    "brow_right": (159.7, 102.8),
+    "forehead": (127.2, 71.5),
 }
 
 CANONICAL_POINTS = np.array([MEAN_SHAPE[n] for n in FIVE_POINTS], dtype=np.float64)

@@ -1,0 +1,205 @@
+"""Shards -> tensors: ``input``, ``target`` (3,H,W) in [-1, 1] and ``mask`` (1,H,W) in {0, 1}.
+
+The shards are the tars of DESIGN.md (``OUT/shards/<split>-NNNNNN.tar``; each sample is
+``<key>.input.png``, ``<key>.mask.png``, ``<key>.target.png``, ``<key>.json``, adjacent in
+the tar). They are read with :mod:`tarfile`, taking only regular members with plain names.
+
+How the data is split across DDP ranks and DataLoader workers: the ``world = ranks x workers``
+readers each get a disjoint part. With at least ``world`` shards, reader ``g`` reads shards
+``g, g + world, ...`` (of a shard order shuffled per pass); with fewer shards every reader
+scans all of them but decodes only samples ``g, g + world, ...`` of the stream.
+
+Training order is a function of ``(seed, epoch)`` only: :class:`ShardStream` is an endless
+sequence of passes over a reader's part, pass ``p`` of epoch ``e`` shuffled by a buffer seeded
+with ``(seed, e, p, g)``. An epoch is a fixed number of batches (the split's sample count //
+(ranks x batch)), so every rank runs the same number of steps, and a resumed run skips the
+batches it already consumed (:func:`train_loader` with ``skip``).
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from occlusion_synth.errors import UserError
+
+PARTS = ("input", "mask", "target")
+
+
+def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
+    """The sorted shard files of one split (``data_dir/shards/<split>-*.tar``)."""
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise UserError(f"--data: folder {root} does not exist")
+    return sorted((root / "shards").glob(f"{split}-*.tar"))
+
+
+def _safe(member: tarfile.TarInfo) -> bool:
+    return member.isreg() and "/" not in member.name and ".." not in member.name
+
+
+def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """``(key, {part: bytes})`` for each complete sample of one shard, in tar order."""
+    key: str | None = None
+    parts: dict[str, bytes] = {}
+    with tarfile.open(path, "r:") as tar:
+        for member in tar:
+            if not _safe(member) or "." not in member.name:
+                continue
+            k, ext = member.name.split(".", 1)
+            if k != key:
+                if key is not None and all(f"{p}.png" in parts for p in PARTS):
+                    yield key, parts
+                key, parts = k, {}
+            fh = tar.extractfile(member)
+            if fh is not None:
+                parts[ext] = fh.read()
+    if key is not None and all(f"{p}.png" in parts for p in PARTS):
+        yield key, parts
+
+
+def count_samples(paths: list[Path]) -> int:
+    """Number of samples with an input PNG in the shards (reads tar headers only)."""
+    n = 0
+    for path in paths:
+        with tarfile.open(path, "r:") as tar:
+            n += sum(1 for m in tar if _safe(m) and m.name.endswith(".input.png"))
+    return n
+
+
+def decode(key: str, parts: dict[str, bytes]) -> dict:
+    """PNG bytes -> the three tensors (and the sample's ``key``)."""
+
+    def png(name: str, mode: str) -> np.ndarray:
+        with Image.open(io.BytesIO(parts[f"{name}.png"])) as im:
+            return np.array(im.convert(mode))
+
+    def rgb(a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(a).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+    mask = torch.from_numpy(png("mask", "L") > 127).float()[None]
+    inp, target = rgb(png("input", "RGB")), rgb(png("target", "RGB"))
+    return {"key": key, "input": inp, "mask": mask, "target": target}
+
+
+def reader_slot(rank: int, world_size: int) -> tuple[int, int]:
+    """This process's reader index and the number of readers (ranks x DataLoader workers)."""
+    info = get_worker_info()
+    workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
+    return rank * workers + worker, world_size * workers
+
+
+class ShardStream(IterableDataset):
+    """Samples of a split for one rank: one pass (``endless=False``) or endless passes."""
+
+    def __init__(
+        self,
+        paths: list[Path],
+        seed: int = 0,
+        epoch: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle_buffer: int = 0,
+        endless: bool = True,
+    ) -> None:
+        super().__init__()
+        self.paths = list(paths)
+        self.seed, self.epoch = seed, epoch
+        self.rank, self.world_size = rank, world_size
+        self.shuffle_buffer = shuffle_buffer
+        self.endless = endless
+
+    def _one_pass(self, pas: int, slot: int, readers: int) -> Iterator[tuple[str, dict]]:
+        order = list(self.paths)
+        if self.shuffle_buffer:
+            np.random.default_rng([self.seed, self.epoch, pas]).shuffle(order)
+        if len(order) >= readers:
+            for path in order[slot::readers]:
+                yield from iter_raw_samples(path)
+        else:
+            i = 0
+            for path in order:
+                for sample in iter_raw_samples(path):
+                    if i % readers == slot:
+                        yield sample
+                    i += 1
+
+    def _shuffled(self, items: Iterator[tuple[str, dict]], rng) -> Iterator[tuple[str, dict]]:
+        if not self.shuffle_buffer:
+            yield from items
+            return
+        buf: list[tuple[str, dict]] = []
+        for item in items:
+            buf.append(item)
+            if len(buf) >= self.shuffle_buffer:
+                j = int(rng.integers(len(buf)))
+                buf[j], buf[-1] = buf[-1], buf[j]
+                yield buf.pop()
+        rng.shuffle(buf)
+        yield from buf
+
+    def __iter__(self) -> Iterator[dict]:
+        slot, readers = reader_slot(self.rank, self.world_size)
+        pas = 0
+        while True:
+            rng = np.random.default_rng([self.seed, self.epoch, pas, slot])
+            got = 0
+            for key, parts in self._shuffled(self._one_pass(pas, slot, readers), rng):
+                got += 1
+                yield decode(key, parts)
+            if not self.endless:
+                return
+            if got == 0:
+                raise RuntimeError(
+                    f"reader {slot} of {readers} has no samples: fewer samples than "
+                    "ranks x data.num_workers; lower data.num_workers"
+                )
+            pas += 1
+
+
+def _loader(ds: IterableDataset, batch_size: int, workers: int, pin: bool) -> DataLoader:
+    return DataLoader(
+        ds,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=pin,
+        drop_last=False,
+        persistent_workers=False,
+        prefetch_factor=4 if workers > 0 else None,
+    )
+
+
+def train_loader(
+    paths: list[Path],
+    cfg: dict,
+    epoch: int,
+    rank: int,
+    world_size: int,
+    pin_memory: bool,
+    skip: int = 0,
+) -> Iterator[dict[str, torch.Tensor]]:
+    """Endless batches of epoch ``epoch`` for this rank, after skipping ``skip`` batches.
+
+    Skipping decodes and drops the batches (exact: the order does not depend on it).
+    """
+    d = cfg["data"]
+    ds = ShardStream(paths, cfg["seed"], epoch, rank, world_size, d["shuffle_buffer"], True)
+    it = iter(_loader(ds, d["batch_size"], d["num_workers"], pin_memory))
+    for _ in range(skip):
+        next(it)
+    return it
+
+
+def eval_loader(
+    paths: list[Path], batch_size: int, rank: int, world_size: int, workers: int, pin: bool
+) -> DataLoader:
+    """One unshuffled pass over this rank's part of a split."""
+    ds = ShardStream(paths, 0, 0, rank, world_size, shuffle_buffer=0, endless=False)
+    return _loader(ds, batch_size, workers, pin)

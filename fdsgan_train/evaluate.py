@@ -1,0 +1,330 @@
+"""``fdsgan-eval``: every method of ``baselines`` scored by every metric of ``metrics``.
+
+Outputs in ``--out``:
+
+* ``metrics.csv`` - one row per (sample, method): ``key, category, source, method``, the
+  full-reference metrics and their masked variants (synthetic split), ``niqe``, ``niqe_native``
+  and ``brisque`` (real photos only; empty elsewhere).
+* ``summary.md`` - Table 1 (methods x SSIM, PSNR, MSE, NIQE, BRISQUE) beside the paper's
+  numbers, the masked-region table, Table 2 (one stage vs two), and Table 1 per occluder
+  category.
+* ``comparison.png`` - rows of samples; columns input, Telea, Navier-Stokes, Stage I,
+  Stage I+II (raw generator output) and the target.
+
+Averages are means of per-sample values; a PSNR of +inf (identical images) is left out of its
+mean (docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from occlusion_synth.errors import UserError
+
+from . import metrics as M
+from .baselines import METHODS
+
+#: Methods shown in comparison.png, in column order, then the target.
+FIGURE_METHODS = ("input", "telea", "navier_stokes", "stage1_raw", "stage2_raw")
+FIGURE_LABELS = ("Input", "Telea", "Navier-Stokes", "Stage I", "Stage I+II", "Target")
+FIGURE_ROWS = 8
+TABLE_METRICS = ("ssim", "psnr", "mse", "niqe", "brisque")
+MASKED_METRICS = ("masked_ssim", "masked_psnr", "masked_mse")
+#: The paper's Table 1 row for FD-StackGAN (SSIM, PSNR, MSE, NIQE, BRISQUE).
+PAPER_TABLE1 = {"ssim": 0.981, "psnr": 32.803, "mse": 34.145, "niqe": 4.499, "brisque": 42.504}
+HEADERS = {
+    "ssim": "SSIM ↑",
+    "psnr": "PSNR ↑",
+    "mse": "MSE ↓",
+    "niqe": "NIQE ↓",
+    "brisque": "BRISQUE ↓",
+    "masked_ssim": "SSIM (mask) ↑",
+    "masked_psnr": "PSNR (mask) ↑",
+    "masked_mse": "MSE (mask) ↓",
+}
+REAL_MASK_SUFFIX = ".mask.png"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+@dataclass
+class EvalSample:
+    """One synthetic test sample: uint8 RGB input/target, uint8 mask (255 = occluded)."""
+
+    key: str
+    category: str
+    input: np.ndarray
+    mask: np.ndarray
+    target: np.ndarray
+
+
+def _categories_of(meta: dict) -> str:
+    cats = meta.get("categories")
+    if isinstance(cats, str) and cats:
+        return cats
+    if isinstance(cats, list | tuple) and cats:
+        return "+".join(str(c) for c in cats)
+    occ = meta.get("occluders")
+    if isinstance(occ, list) and occ and all(isinstance(o, dict) for o in occ):
+        names = [str(o.get("category", "")) for o in occ if o.get("category")]
+        if names:
+            return "+".join(names)
+    return "unknown"
+
+
+def load_split(data: Path, split: str, limit: int | None = None) -> list[EvalSample]:
+    """The samples of one split of a built dataset (categories from the manifest)."""
+    from occlusion_synth import shards
+
+    if not shards.list_shards(data, split):
+        raise UserError(f"no '{split}' samples in {data} (expected {data}/shards/{split}-*.tar)")
+    manifest: dict[str, str] = {}
+    try:
+        table = shards.read_manifest(data)
+        if {"key", "categories"} <= set(table.columns):
+            manifest = dict(
+                zip(table["key"].astype(str), table["categories"].astype(str), strict=True)
+            )
+    except (FileNotFoundError, OSError, ValueError):
+        manifest = {}
+    out: list[EvalSample] = []
+    try:
+        for s in shards.iter_samples(data, split):
+            cat = manifest.get(s.key) or _categories_of(s.meta)
+            out.append(EvalSample(s.key, cat, s.input, s.mask, s.target))
+            if limit is not None and len(out) >= limit:
+                break
+    except (shards.ShardError, ValueError, OSError) as exc:
+        raise UserError(f"cannot read the '{split}' shards of {data}: {exc}") from None
+    if not out:
+        raise UserError(f"no '{split}' samples in {data}")
+    return out
+
+
+def _batches(items: list, size: int) -> Iterator[list]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def score_synthetic(
+    samples: list[EvalSample], model, batch_size: int = 8, figure_rows: int = FIGURE_ROWS
+) -> tuple[list[dict], list[list[np.ndarray]]]:
+    """Rows of metrics for every sample x method, and the figure's image rows.
+
+    ``model`` has ``predict(inputs, masks) -> list[StagePredictions]`` (``infer.Deoccluder``).
+    """
+    from tqdm import tqdm
+
+    rows: list[dict] = []
+    figure: list[list[np.ndarray]] = []
+    bar = tqdm(total=len(samples), desc="evaluating", unit="sample")
+    for batch in _batches(samples, batch_size):
+        preds = model.predict([s.input for s in batch], [s.mask for s in batch])
+        for s, p in zip(batch, preds, strict=True):
+            results = {name: m.fn(s.input, s.mask, p) for name, m in METHODS.items()}
+            for name, result in results.items():
+                row = {"key": s.key, "category": s.category, "source": "synthetic", "method": name}
+                row.update(M.score_pair(result, s.target, s.mask))
+                rows.append(row)
+            if len(figure) < figure_rows:
+                figure.append([results[n] for n in FIGURE_METHODS] + [s.target])
+        bar.update(len(batch))
+    bar.close()
+    return rows, figure
+
+
+def find_real_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
+    """Photos of ``folder`` with their masks: ``NAME.EXT`` pairs with ``NAME.mask.png``."""
+    if not folder.is_dir():
+        raise UserError(f"--real: no such folder: {folder}")
+    photos = sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(REAL_MASK_SUFFIX)
+    )
+    if not photos:
+        raise UserError(f"--real: no photos in {folder}")
+    out = []
+    for p in photos:
+        mask = p.with_name(p.stem + REAL_MASK_SUFFIX)
+        out.append((p, mask if mask.is_file() else None))
+    return out
+
+
+def score_real(pairs: list[tuple[Path, Path | None]], model) -> tuple[list[dict], list[str]]:
+    """NIQE/BRISQUE rows for (photo, mask or None) pairs, and a note per photo skipped.
+
+    A photo with a mask is aligned to the model's frame (``infer.align_photo``) and every
+    method is scored on its 256x256 result; a photo without a mask is scored as it is, as the
+    ``input`` method only.
+    """
+    from tqdm import tqdm
+
+    from .infer import align_photo, read_mask, read_photo
+
+    rows: list[dict] = []
+    notes: list[str] = []
+    for photo_path, mask_path in tqdm(pairs, desc="real photos", unit="photo"):
+        base = {"key": photo_path.stem, "category": "real", "source": "real"}
+        try:
+            photo = read_photo(photo_path)
+            if mask_path is None:
+                rows.append({**base, "method": "input", **M.score_no_reference(photo)})
+                continue
+            mask = read_mask(mask_path, photo.shape[:2])
+            aligned = align_photo(photo, mask)
+        except UserError as exc:
+            notes.append(f"{photo_path.name}: skipped ({exc.format_message()})")
+            continue
+        pred = model.predict([aligned.image], [aligned.mask])[0]
+        for name, m in METHODS.items():
+            result = m.fn(aligned.image, aligned.mask, pred)
+            rows.append({**base, "method": name, **M.score_no_reference(result)})
+    return rows, notes
+
+
+# --------------------------------------------------------------------------- reports
+
+
+def _mean(values) -> float:
+    arr = np.asarray([v for v in values if v is not None], dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    return float(arr.mean()) if arr.size else math.nan
+
+
+def _fmt(value: float, metric: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.4f}" if "ssim" in metric else f"{value:.3f}"
+
+
+def _table(frame, methods: list[str], columns: tuple[str, ...], source_of: dict[str, str]) -> str:
+    head = "| Method | " + " | ".join(HEADERS[c] for c in columns) + " |"
+    sep = "|---|" + "---:|" * len(columns)
+    lines = [head, sep]
+    for name in methods:
+        cells = []
+        for c in columns:
+            sub = frame[
+                (frame["method"] == name) & (frame["source"] == source_of.get(c, "synthetic"))
+            ]
+            cells.append(_fmt(_mean(sub[c]) if c in sub and len(sub) else math.nan, c))
+        lines.append(f"| {METHODS[name].label} (`{name}`) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def summary_markdown(
+    frame, checkpoint: str, data: str, split: str, real: str | None, notes: list[str]
+) -> str:
+    """The summary.md text for a metrics table (pandas DataFrame of metrics.csv)."""
+    methods = list(METHODS)
+    no_ref = {"niqe": "real", "brisque": "real"}
+    syn = frame[frame["source"] == "synthetic"]
+    n_syn = syn["key"].nunique()
+    n_real = frame[frame["source"] == "real"]["key"].nunique()
+    paper = " | ".join(_fmt(PAPER_TABLE1[c], c) for c in TABLE_METRICS)
+    out = [
+        "# FD-StackGAN evaluation",
+        "",
+        f"- checkpoint: `{checkpoint}`",
+        f"- synthetic data: `{data}`, split `{split}`, {n_syn} samples (SSIM, PSNR, MSE)",
+        f"- real photos: `{real}`, {n_real} photos (NIQE, BRISQUE)"
+        if real
+        else "- real photos: none (`--real` not given; NIQE and BRISQUE left empty)",
+        "- metric definitions: docs/metrics.md (RGB 0-255; SSIM Gaussian σ 1.5, 11x11; NIQE on "
+        "the image resized to 512x512 bicubic; BRISQUE at native size). `_raw` rows are the "
+        "generator's output as is (as the paper reports); the others keep the input outside "
+        "the mask.",
+        "",
+        "## Table 1 — all methods",
+        "",
+        _table(frame, methods, TABLE_METRICS, no_ref),
+        f"| *Paper: FD-StackGAN* | {paper} |",
+        "",
+        "## Inside the mask only",
+        "",
+        _table(frame, methods, MASKED_METRICS, {}),
+        "",
+        "## Table 2 — one stage vs two (same checkpoint)",
+        "",
+        _table(
+            frame,
+            ["stage1_raw", "stage2_raw", "stage1", "stage2"],
+            TABLE_METRICS + MASKED_METRICS,
+            no_ref,
+        ),
+        "",
+        "## Table 1 per occluder category (synthetic split)",
+    ]
+    for cat in sorted(syn["category"].unique()):
+        part = syn[syn["category"] == cat]
+        out += [
+            "",
+            f"### {cat} ({part['key'].nunique()} samples)",
+            "",
+            _table(part, methods, ("ssim", "psnr", "mse") + MASKED_METRICS, {}),
+        ]
+    if notes:
+        out += ["", "## Real photos skipped", ""] + [f"- {n}" for n in notes]
+    return "\n".join(out) + "\n"
+
+
+def comparison_figure(rows: list[list[np.ndarray]], path: Path, tile: int = 160) -> None:
+    """A labelled grid: one row per sample, columns ``FIGURE_LABELS``."""
+    from PIL import Image, ImageDraw
+
+    header = 22
+    cols = len(FIGURE_LABELS)
+    sheet = Image.new("RGB", (cols * tile, header + len(rows) * tile), "white")
+    draw = ImageDraw.Draw(sheet)
+    for j, label in enumerate(FIGURE_LABELS):
+        draw.text((j * tile + 6, 5), label, fill="black")
+    for i, images in enumerate(rows):
+        for j, img in enumerate(images):
+            im = Image.fromarray(np.asarray(img, np.uint8)).resize((tile, tile), Image.LANCZOS)
+            sheet.paste(im, (j * tile, header + i * tile))
+    sheet.save(path)
+
+
+def evaluate(
+    checkpoint: Path,
+    data: Path,
+    out: Path,
+    split: str = "test",
+    real: Path | None = None,
+    limit: int | None = None,
+    device: str = "auto",
+    batch_size: int = 8,
+) -> dict[str, Path]:
+    """Run the whole evaluation and write metrics.csv, summary.md and comparison.png."""
+    import pandas as pd
+
+    from .infer import Deoccluder
+
+    model = Deoccluder.from_checkpoint(checkpoint, device)
+    samples = load_split(data, split, limit)
+    pairs = find_real_pairs(real) if real is not None else []
+    rows, figure = score_synthetic(samples, model, batch_size)
+    notes: list[str] = []
+    if pairs:
+        real_rows, notes = score_real(pairs, model)
+        rows += real_rows
+    columns = ["key", "category", "source", "method"] + [m for m in M.METRICS]
+    frame = pd.DataFrame(rows).reindex(columns=columns)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "metrics": out / "metrics.csv",
+        "summary": out / "summary.md",
+        "comparison": out / "comparison.png",
+    }
+    frame.to_csv(paths["metrics"], index=False)
+    text = summary_markdown(
+        frame, str(checkpoint), str(data), split, str(real) if real else None, notes
+    )
+    paths["summary"].write_text(text, encoding="utf-8")
+    comparison_figure(figure, paths["comparison"])
+    return paths

@@ -1,0 +1,200 @@
+"""Losses of FD-StackGAN (paper, section 3.3): per stage ``alpha * L_r + beta * L_p + L_a``.
+
+* ``L_r = L1 + (1 - SSIM)`` on the raw generator output against the target (the paper
+  computes its losses on the whole generated image, not on a composite).
+* ``L_p``: VGG-19 (ImageNet) feature distance, mean absolute difference summed over the
+  configured ReLU layers (eq. 6), on [0, 1] images with ImageNet normalisation.
+* ``L_a``: conditional GAN loss. ``bce`` is the log loss of eq. 7 as BCE-with-logits (the
+  generator uses the non-saturating form); ``lsgan`` is the least-squares alternative.
+
+Images are in [-1, 1] (tanh range) everywhere outside this module.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from occlusion_synth.errors import UserError
+
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # torchvision IMAGENET1K_V1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# torchvision's vgg19 "features" layout: conv widths per block, 'M' = max pool
+_VGG19_CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+              512, 512, 512, 512, "M", 512, 512, 512, 512, "M"]  # fmt: skip
+
+
+class MissingVGGWeights(UserError):
+    """The ImageNet VGG-19 weights are not on this machine."""
+
+
+def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return (pred - target).abs().mean()
+
+
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
+    g = torch.exp(-(x**2) / (2 * sigma**2))
+    return (g / g.sum()).float()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image mean SSIM of (N, C, H, W) images in [0, 1]: Gaussian window 11, sigma 1.5.
+
+    Statistics use the valid part of the filtered maps (no padding), which equals scikit-image's
+    ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+    data_range=1)`` averaged over channels. Computed in float32 even under autocast.
+    """
+    with torch.autocast(a.device.type, enabled=False):
+        a, b = a.float(), b.float()
+        g = _gaussian_1d(window, sigma).tolist()
+        k = len(g)
+
+        def blur(x: torch.Tensor) -> torch.Tensor:  # separable Gaussian, valid part only
+            w, h = x.shape[-1] - k + 1, x.shape[-2] - k + 1
+            x = sum(g[i] * x[..., :, i : i + w] for i in range(k))
+            return sum(g[i] * x[..., i : i + h, :] for i in range(k))
+
+        mu_a, mu_b, aa, bb, ab = blur(torch.stack([a, b, a * a, b * b, a * b])).unbind(0)
+        var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
+        c1, c2 = 0.01**2, 0.03**2
+        s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+            (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
+        )
+        return s.flatten(1).mean(1)
+
+
+def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``1 - SSIM`` of [-1, 1] images, computed on [0, 1]."""
+    return 1 - ssim((pred + 1) / 2, (target + 1) / 2).mean()
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``L_r = L1 + (1 - SSIM)`` (eq. 3)."""
+    return l1_loss(pred, target) + ssim_loss(pred, target)
+
+
+def default_vgg_path() -> Path:
+    """Where torchvision caches the ImageNet VGG-19 (``torch.hub.get_dir()/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_URL)
+
+
+def _vgg_layers(upto: int) -> tuple[nn.Sequential, dict[str, int]]:
+    """The first ``upto + 1`` modules of torchvision's ``vgg19().features`` and ReLU names."""
+    layers: list[nn.Module] = []
+    names: dict[str, int] = {}
+    cin, block, conv = 3, 1, 0
+    for v in _VGG19_CFG:
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+            block, conv = block + 1, 0
+            continue
+        conv += 1
+        layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=False)]
+        names[f"relu{block}_{conv}"] = len(layers) - 1
+        cin = int(v)
+    return nn.Sequential(*layers[: upto + 1]), names
+
+
+def vgg_relu_index(name: str) -> int:
+    _, names = _vgg_layers(0)
+    if name not in names:
+        raise UserError(f"unknown VGG-19 layer '{name}' (use e.g. relu1_1 ... relu5_4)")
+    return names[name]
+
+
+class VGGPerceptualLoss(nn.Module):
+    """Sum over layers of the mean absolute difference of VGG-19 ReLU features (eq. 6)."""
+
+    def __init__(
+        self,
+        layers: list[str] | tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1"),
+        weights: str | Path | None = None,
+        random_weights: bool = False,
+        input_size: int | None = None,
+    ) -> None:
+        super().__init__()
+        self.indices = sorted(vgg_relu_index(n) for n in layers)
+        self.features, _ = _vgg_layers(self.indices[-1])
+        self.input_size = input_size
+        if not random_weights:
+            self.features.load_state_dict(load_vgg19_features(weights, self.indices[-1]))
+        self.features.eval().requires_grad_(False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+
+    def train(self, mode: bool = True) -> VGGPerceptualLoss:  # the VGG always stays in eval
+        return self
+
+    def _feats(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = ((x + 1) / 2 - self.mean) / self.std
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            x = F.interpolate(
+                x,
+                size=(self.input_size, self.input_size),
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
+            )
+        out = []
+        for i, layer in enumerate(self.features):
+            x = layer(x)
+            if i in self.indices:
+                out.append(x)
+        return out
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            ref = self._feats(target)
+        return sum(l1_loss(p, r) for p, r in zip(self._feats(pred), ref, strict=True))
+
+
+def load_vgg19_features(path: str | Path | None, upto: int) -> dict[str, torch.Tensor]:
+    """The ``features.*`` tensors of torchvision's ImageNet VGG-19, never downloading them."""
+    file = Path(path) if path else default_vgg_path()
+    if not file.is_file():
+        raise MissingVGGWeights(
+            f"VGG-19 ImageNet weights not found at {file}. Download {VGG19_URL} on a machine "
+            f"with network access and put it at {default_vgg_path()} (torchvision's cache) or "
+            "pass --vgg-weights FILE (--vgg-random-weights is for tests only)."
+        )
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MissingVGGWeights(f"cannot read VGG-19 weights {file}: {first}") from exc
+    feats = {}
+    for key, value in state.items():
+        if key.startswith("features.") and int(key.split(".")[1]) <= upto:
+            feats[key[len("features.") :]] = value
+    if not feats:
+        raise MissingVGGWeights(f"{file} holds no VGG-19 'features.*' weights")
+    return feats
+
+
+def adversarial_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
+    """GAN loss of PatchGAN logits against an all-real or all-fake target."""
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
+    if kind == "lsgan":
+        return F.mse_loss(logits.float(), target.float())
+    raise ValueError(f"unknown GAN loss '{kind}'")
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str):
+    """Mean of the real and fake terms (the 1/2 keeps D's step size like pix2pix)."""
+    return 0.5 * (
+        adversarial_loss(real_logits, True, kind) + adversarial_loss(fake_logits, False, kind)
+    )
+
+
+def build_perceptual(cfg: dict[str, Any]) -> VGGPerceptualLoss:
+    p = cfg["loss"]["perceptual"]
+    return VGGPerceptualLoss(p["layers"], p["weights"], p["random_weights"], p["input_size"])

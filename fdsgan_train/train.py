@@ -1,0 +1,341 @@
+"""The FD-StackGAN training loop.
+
+One step on a batch ``(I_c, I_m, I_gt)`` with ``I_o = cat(I_c, I_m)`` (paper, section 4.1:
+"trains both stage models alternatively"; each stage is its own GAN):
+
+1. ``I_o^i = G1(I_o)``
+2. D1 update on ``(I_o, I_gt)`` real vs ``(I_o, I_o^i)`` fake (``I_o^i`` detached)
+3. G1 update: ``100 * L_r + 33 * L_p + L_a(D1)`` (D1 frozen)
+4. ``I_o^f = G2(cat(I_o, I_o^i))`` with ``I_o^i`` detached, so G1 learns from Stage I only
+5. D2 update, then G2 update: ``10 * L_r + 3.3 * L_p + L_a(D2)``
+
+Adam with the two time-scale rule (G 1e-4, D 4e-4). Losses are on the raw generator outputs;
+validation scores the composite (prediction inside the mask, input outside).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from fdsgan_train import checkpoint as ckpt_io
+from fdsgan_train.config import save_config
+from fdsgan_train.data import count_samples, eval_loader, shard_paths, train_loader
+from fdsgan_train.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from fdsgan_train.logging_utils import RunLogger
+from fdsgan_train.losses import (
+    adversarial_loss,
+    build_perceptual,
+    discriminator_loss,
+    l1_loss,
+    ssim,
+    ssim_loss,
+)
+from fdsgan_train.models import build_models
+from occlusion_synth.errors import UserError
+
+NETS = ("G1", "G2", "D1", "D2")
+
+
+class TrainingDiverged(UserError):
+    """A loss became NaN or infinite."""
+
+
+def predict(g1: nn.Module, g2: nn.Module, inp: torch.Tensor, mask: torch.Tensor):
+    """Stage I and Stage II outputs for inputs in [-1, 1] and masks in {0, 1}."""
+    cond = torch.cat([inp, mask], 1)
+    stage1 = g1(cond)
+    return stage1, g2(torch.cat([cond, stage1], 1))
+
+
+def composite(pred: torch.Tensor, inp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The prediction inside the mask, the input outside."""
+    return mask * pred + (1 - mask) * inp
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is available")
+    return torch.device(name)
+
+
+def amp_settings(cfg: dict[str, Any], device: torch.device) -> tuple[bool, torch.dtype]:
+    """``train.amp``: auto (CUDA only) | true | false. bf16 where supported, else fp16."""
+    amp = cfg["train"]["amp"]
+    enabled = device.type == "cuda" if amp == "auto" else bool(amp)
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return enabled, torch.float16
+    return enabled, torch.bfloat16
+
+
+class Trainer:
+    """Holds the four networks, their optimisers and the loss modules; :meth:`step` trains."""
+
+    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist | None = None) -> None:
+        self.cfg, self.device, self.dist = cfg, device, dist or Dist()
+        torch.manual_seed(cfg["seed"])
+        self.nets = {k: m.to(device) for k, m in build_models(cfg).items()}  # plain modules
+        self.memory_format = (
+            torch.channels_last if cfg["train"]["channels_last"] else torch.contiguous_format
+        )
+        for net in self.nets.values():
+            net.to(memory_format=self.memory_format)
+        self.perceptual = build_perceptual(cfg).to(device)
+        o = cfg["optim"]
+        betas = tuple(o["betas"])
+        self.opts = {
+            k: torch.optim.Adam(
+                net.parameters(), lr=o["lr_g"] if k[0] == "G" else o["lr_d"], betas=betas
+            )
+            for k, net in self.nets.items()
+        }
+        self.amp, self.amp_dtype = amp_settings(cfg, device)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=self.amp and self.amp_dtype == torch.float16
+        )
+        self.run = dict(self.nets)  # what the step calls: DDP-wrapped and/or compiled
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = (
+                [device.index if device.index is not None else 0] if device.type == "cuda" else None
+            )
+            self.run = {k: DDP(m, device_ids=ids) for k, m in self.run.items()}
+        if cfg["train"]["compile"]:
+            self.run = {k: torch.compile(m) for k, m in self.run.items()}
+
+    def autocast(self):
+        if not self.amp:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def _d_update(self, name: str, cond: torch.Tensor, real: torch.Tensor, fake: torch.Tensor):
+        opt = self.opts[name]
+        opt.zero_grad(set_to_none=True)
+        with self.autocast():  # real and fake in one forward: one DDP reduction per update
+            logits = self.run[name](torch.cat([cond, cond]), torch.cat([real, fake]))
+            real_logits, fake_logits = logits.chunk(2)
+            loss = discriminator_loss(real_logits, fake_logits, self.cfg["loss"]["gan"])
+        self.scaler.scale(loss).backward()
+        self.scaler.step(opt)
+        return loss.detach()
+
+    def _g_update(self, stage: int, cond, fake, target) -> dict[str, torch.Tensor]:
+        weights = self.cfg["loss"][f"stage{stage}"]
+        disc = self.nets[f"D{stage}"]  # plain module: its weights are not trained here
+        disc.requires_grad_(False)
+        with self.autocast():
+            l1 = l1_loss(fake.float(), target)
+            ssim_l = ssim_loss(fake, target)
+            perc = self.perceptual(fake, target).float()
+            adv = adversarial_loss(disc(cond, fake), True, self.cfg["loss"]["gan"])
+            total = weights["alpha"] * (l1 + ssim_l) + weights["beta"] * perc + adv
+        disc.requires_grad_(True)
+        opt = self.opts[f"G{stage}"]
+        opt.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(opt)
+        return {"l1": l1, "ssim": ssim_l, "perc": perc, "adv": adv, "total": total}
+
+    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One alternating update of both stages; returns detached losses and the outputs."""
+        fmt, dev = self.memory_format, self.device
+        inp, mask, target = (
+            batch[k].to(dev, non_blocking=True).contiguous(memory_format=fmt)
+            for k in ("input", "mask", "target")
+        )
+        cond = torch.cat([inp, mask], 1)
+        out: dict[str, torch.Tensor] = {}
+        with self.autocast():
+            stage1 = self.run["G1"](cond)
+        out["s1/d"] = self._d_update("D1", cond, target, stage1.detach())
+        for k, v in self._g_update(1, cond, stage1, target).items():
+            out[f"s1/{k}"] = v.detach()
+        with self.autocast():
+            stage2 = self.run["G2"](torch.cat([cond, stage1.detach()], 1))
+        out["s2/d"] = self._d_update("D2", cond, target, stage2.detach())
+        for k, v in self._g_update(2, cond, stage2, target).items():
+            out[f"s2/{k}"] = v.detach()
+        self.scaler.update()
+        out["stage1"], out["stage2"] = stage1.detach(), stage2.detach()
+        return out
+
+    @torch.no_grad()
+    def validate(self, loader, max_batches: int | None = None) -> dict[str, float]:
+        """PSNR/SSIM (dB, [0,1]) of the Stage-II composite and of the unmodified input."""
+        g1, g2 = self.nets["G1"].eval(), self.nets["G2"].eval()
+        sums = torch.zeros(5, dtype=torch.float64)  # psnr_out, ssim_out, psnr_in, ssim_in, n
+        for i, batch in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            inp, mask, target = (batch[k].to(self.device) for k in ("input", "mask", "target"))
+            with self.autocast():
+                _, stage2 = predict(g1, g2, inp, mask)
+            out = composite(stage2.float().clamp(-1, 1), inp, mask)
+            t01 = (target + 1) / 2
+            for j, img in enumerate((out, inp)):
+                x01 = (img + 1) / 2
+                mse = ((x01 - t01) ** 2).flatten(1).mean(1).clamp_min(1e-10)
+                sums[2 * j] += (10 * torch.log10(1 / mse)).sum().item()
+                sums[2 * j + 1] += ssim(x01, t01).sum().item()
+            sums[4] += inp.shape[0]
+        g1.train(), g2.train()
+        sums = all_reduce_sum(sums.to(self.device), self.dist).cpu()
+        n = max(sums[4].item(), 1.0)
+        names = ("psnr_composite", "ssim_composite", "psnr_input", "ssim_input")
+        return {name: sums[i].item() / n for i, name in enumerate(names)} | {"n": sums[4].item()}
+
+    def state(self, step: int, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
+        return {
+            "config": self.cfg,
+            "models": {k: m.state_dict() for k, m in self.nets.items()},
+            "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "rng": ckpt_io.rng_state(),
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> int:
+        for k in NETS:
+            self.nets[k].load_state_dict(ckpt["models"][k])
+            self.opts[k].load_state_dict(ckpt["optimizers"][k])
+        if ckpt["scaler"] is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        ckpt_io.set_rng_state(ckpt["rng"])
+        return int(ckpt["step"])
+
+
+def _scalars(out: dict[str, torch.Tensor]) -> dict[str, float]:
+    keys = [k for k in out if "/" in k]
+    values = torch.stack([out[k].float() for k in keys]).cpu().tolist()
+    return dict(zip(keys, values, strict=True))
+
+
+def train(cfg: dict[str, Any], data_dir: Path, run_dir: Path, resume: bool = False) -> dict:
+    """Train per ``cfg``; returns the last validation scores (rank 0 writes ``run_dir``)."""
+    device = resolve_device(cfg["train"]["device"])
+    dist = init_distributed(device.type)
+    if device.type == "cuda" and dist.enabled:
+        device = torch.device("cuda", dist.local_rank)
+    try:
+        return _train(cfg, data_dir, run_dir, resume, device, dist)
+    finally:
+        shutdown(dist)
+
+
+def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist) -> dict:
+    t = cfg["train"]
+    train_paths, val_paths = shard_paths(data_dir, "train"), shard_paths(data_dir, "val")
+    if not train_paths:
+        raise UserError(f"--data: no train shards in {data_dir}/shards (train-*.tar)")
+    batch = cfg["data"]["batch_size"]
+    steps_per_epoch = count_samples(train_paths) // (batch * dist.world_size)
+    if steps_per_epoch == 0:
+        raise UserError(f"fewer train samples than one batch of {batch} per rank")
+    total = t["epochs"] * steps_per_epoch
+    if t["max_steps"] is not None:
+        total = min(total, int(t["max_steps"]))
+
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists() and not resume:
+        raise UserError(f"{run_dir} already holds a run: pass --resume or another --run-dir")
+    if resume and not last.exists():
+        raise UserError(f"--resume: no checkpoint at {last}")
+
+    trainer = Trainer(cfg, device, dist)
+    step = trainer.load_state(ckpt_io.load_checkpoint(last)) if resume else 0
+    if dist.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    log = RunLogger(run_dir, dist.is_main)
+    pin = device.type == "cuda"
+    val = (
+        eval_loader(val_paths, batch, dist.rank, dist.world_size, cfg["data"]["num_workers"], pin)
+        if val_paths
+        else None
+    )
+
+    def save(step: int) -> None:
+        if dist.is_main:
+            state = trainer.state(step, step // steps_per_epoch, step % steps_per_epoch)
+            ckpt_io.save_checkpoint(last, state)
+            if t["keep_every"] and step % t["keep_every"] == 0:
+                ckpt_io.save_checkpoint(run_dir / "checkpoints" / f"ckpt-{step:07d}.pt", state)
+        barrier(dist)
+
+    def run_validation(step: int, epoch: int) -> dict:
+        if val is None:
+            return {}
+        scores = trainer.validate(val, t["val_max_batches"])
+        log.log("val", step, scores, epoch=epoch)
+        if dist.is_main:
+            tqdm.write(
+                f"val step {step}: PSNR composite {scores['psnr_composite']:.2f} dB "
+                f"(input {scores['psnr_input']:.2f}), SSIM {scores['ssim_composite']:.4f} "
+                f"(input {scores['ssim_input']:.4f})"
+            )
+        return scores
+
+    bar = tqdm(total=total, initial=step, disable=not dist.is_main, desc="train", unit="step")
+    scores: dict = {}
+    validated_at = -1
+    tic, tic_step = time.perf_counter(), step
+    while step < total:
+        epoch, skip = divmod(step, steps_per_epoch)
+        batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
+        for _ in range(skip, steps_per_epoch):
+            if step >= total:
+                break
+            data = next(batches)
+            out = trainer.step(data)
+            step += 1
+            losses = _scalars(out)
+            bad = [k for k, v in losses.items() if not math.isfinite(v)]
+            if bad:
+                raise TrainingDiverged(
+                    f"loss {', '.join(bad)} is not finite at step {step}; stopped. The last "
+                    f"good checkpoint is {last if last.exists() else 'none (nothing saved yet)'}"
+                )
+            bar.update(1)
+            bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("s1/l1", "s2/l1", "s1/d", "s2/d")})
+            if step % t["log_every"] == 0 or step == total:
+                rate = (step - tic_step) * batch * dist.world_size / (time.perf_counter() - tic)
+                extra = {"images_per_s": rate}
+                if device.type == "cuda":
+                    extra["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+                log.log("train", step, losses | extra, epoch=epoch)
+                tic, tic_step = time.perf_counter(), step
+            if step % t["sample_every"] == 0:
+                log.sample_grid(
+                    step,
+                    [
+                        data["input"],
+                        data["mask"] * 2 - 1,
+                        out["stage1"],
+                        out["stage2"],
+                        data["target"],
+                    ],
+                )
+            if step % t["checkpoint_every"] == 0:
+                save(step)
+        del batches
+        if step % steps_per_epoch == 0 and t["val_every_epoch"]:
+            scores, validated_at = run_validation(step, epoch), step
+            tic = time.perf_counter()
+    bar.close()
+    save(step)
+    if validated_at != step:
+        scores = run_validation(step, step // steps_per_epoch)
+    log.close()
+    return scores

@@ -1,0 +1,35 @@
+"""``occsynth stats``: one figure describing a built dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command("stats")
+@click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the figure (PNG).",
+)
+@click.option(
+    "--max-masks",
+    type=click.IntRange(1),
+    help="Average at most this many masks for the heat map (default: all).",
+)
+def stats(root: Path, out: Path, max_masks: int | None) -> None:
+    """Plot category counts, the coverage histogram, where masks fall and split sizes."""
+    from occlusion_synth.errors import UserError
+    from occlusion_synth.shards import MANIFEST, ShardError
+    from occlusion_synth.stats import draw_stats
+
+    if not (root / MANIFEST).is_file():
+        raise UserError(f"{root} holds no built dataset (no {MANIFEST})")
+    try:
+        draw_stats(root, out, max_masks=max_masks)
+    except ShardError as exc:
+        raise UserError(f"{root}: {exc} (run `occsynth verify {root}`)") from None
+    click.echo(f"wrote {out}")

@@ -1,0 +1,359 @@
+"""Blend placed occluders onto a face photo so they look photographed, and derive the mask.
+
+For every ``Layer`` (in order), inside its bounding box only:
+
+1. **Edges and blur**: colour is premultiplied by alpha, then colour and alpha are blurred
+   together by the photo's own blur (estimated from the face, at least a ~0.6 px feather),
+   so edges are anti-aliased, slightly soft and carry no halo.
+2. **Lighting**: the occluder is multiplied by the face's low-frequency shading relative to
+   its mean (softened), by a global exposure gain and by the illuminant's colour cast
+   (``realism.colour_cast``): a white mask on a dark photo is grey, on a warm photo warm,
+   but stays white-ish; a black one stays dark.
+3. **Specular highlight** (``Layer.gloss``): a soft highlight on each large part of the
+   object (each lens, a cup's body), displaced towards the side the light comes from.
+4. **Noise**: Gaussian noise at the photo's estimated noise level is added to the occluder.
+5. **Contact shadow**: a blurred, slightly offset copy of ``Layer.contact`` (or of the alpha)
+   darkens the face away from the light, before the occluder is laid over it.
+
+The float result is quantised once; then the changed region is "re-shot" like the face was
+(``_reshoot``): resampled through the source photo's resolution and, for a JPEG source,
+JPEG-encoded at the source's quality there; only the changed pixels are taken from it.
+Finally **the mask is derived, not predicted**: ``mask == 255`` exactly where the returned
+input differs from the target in any channel, so the invariant (outside the mask
+input == target, bit for bit; every changed pixel is masked) holds by construction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from occlusion_synth.layers import Layer
+from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats, luminance
+
+#: Alpha below this counts as "not there" when finding a layer's bounding box.
+_ALPHA_EPS = 1.0 / 1024.0
+
+#: Blur of a freshly rendered, anti-aliased occluder edge (pixels).
+_ASSET_BLUR = 0.5
+
+#: Minimum feather applied to every edge (pixels).
+_MIN_FEATHER = 0.6
+
+#: Relative darkening of R, G, B by a shadow on skin (warm shadows).
+_SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)
+
+
+def _bbox(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
+    """(y0, y1, x0, x1) of the True pixels of ``mask``, grown by ``margin`` and clipped."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if w == 0 or h == 0:
+        return None
+    hh, ww = mask.shape
+    return max(y - margin, 0), min(y + h + margin, hh), max(x - margin, 0), min(x + w + margin, ww)
+
+
+_NOISE_TABLE: np.ndarray | None = None
+_NOISE_SIDE = 512
+
+
+def _noise_table(side: int = _NOISE_SIDE) -> np.ndarray:
+    """A fixed field of camera-like noise (unit luma sigma, a little chroma), made once.
+
+    Each layer takes a crop at a random offset: far cheaper than drawing fresh normals for
+    every pixel, and just as deterministic (the offset comes from the sample's rng).
+    """
+    global _NOISE_TABLE
+    if _NOISE_TABLE is None or _NOISE_TABLE.shape[0] < side:
+        g = np.random.default_rng(20240611)
+        n = g.standard_normal((side, side, 4), dtype=np.float32)
+        _NOISE_TABLE = np.ascontiguousarray(0.9 * n[..., :1] + 0.35 * n[..., 1:])
+    return _NOISE_TABLE
+
+
+def _highlight(
+    solid: np.ndarray, light: tuple[float, float], jitter: np.ndarray
+) -> np.ndarray | None:
+    """A soft specular map (HxW, 0..1) on each large solid part (uint8 map ``solid``)."""
+    n, labels, st, cent = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    if n <= 1:
+        return None
+    areas = st[1:, cv2.CC_STAT_AREA]
+    order = np.argsort(areas)[::-1][: len(jitter)]
+    keep = [int(i) + 1 for i in order if areas[i] >= max(40, 0.08 * areas.max())]
+    h, w = solid.shape
+    spec = np.zeros((h, w), np.float32)
+    lx, ly = light
+    for j, k in enumerate(keep):
+        bx, by = int(st[k, cv2.CC_STAT_LEFT]), int(st[k, cv2.CC_STAT_TOP])
+        bw, bh = int(st[k, cv2.CC_STAT_WIDTH]), int(st[k, cv2.CC_STAT_HEIGHT])
+        cx = cent[k, 0] + (lx * 0.28 + jitter[j, 0]) * bw
+        cy = cent[k, 1] + (ly * 0.28 + jitter[j, 1]) * bh
+        sx, sy = max(0.11 * bw, 1.2), max(0.07 * bh, 1.0)  # a small, elongated glint
+        gx = np.exp(-0.5 * ((np.arange(bx, bx + bw, dtype=np.float32) - cx) / sx) ** 2)
+        gy = np.exp(-0.5 * ((np.arange(by, by + bh, dtype=np.float32) - cy) / sy) ** 2)
+        blob = gy[:, None] * gx[None, :] * (labels[by : by + bh, bx : bx + bw] == k)
+        view = spec[by : by + bh, bx : bx + bw]
+        np.maximum(view, blob, out=view)
+    # Stay off the very edge: the highlight fades with the (blurred) interior of the object.
+    return spec * cv2.GaussianBlur(solid.astype(np.float32), (0, 0), 1.5)
+
+
+def _form_shading(solid: np.ndarray, light: tuple[float, float], depth: float) -> np.ndarray:
+    """Per-pixel factor that rounds a flat object: its rim turns away from the camera.
+
+    The rim (within ~18 % of the object's size of its outline) darkens by up to ``depth``,
+    less on the side facing the light. Thin objects (frames, straps) are left flat.
+    """
+    dist = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
+    x, y, w, h = cv2.boundingRect(solid)
+    reach = max(0.18 * min(w, h), 1.0)
+    if float(dist.max()) < 3.0:
+        return np.ones_like(dist)
+    rim = np.clip(1.0 - dist * (1.0 / reach), 0.0, 1.0)
+    rim *= rim
+    lx, ly = light
+    px = (np.arange(solid.shape[1], dtype=np.float32) - (x + w / 2)) * (lx / max(w / 2, 1))
+    py = (np.arange(solid.shape[0], dtype=np.float32) - (y + h / 2)) * (ly / max(h / 2, 1))
+    facing = np.clip(py[:, None] + px[None, :], -1.0, 1.0)
+    return 1.0 - rim * (depth * (1.0 - 0.6 * facing))
+
+
+def _plan_layer(
+    layer: Layer, stats: FaceStats, rng: np.random.Generator, source_scale: float
+) -> dict[str, Any] | None:
+    """Draw the layer's random realism parameters (fixed order) and find its working box."""
+    p: dict[str, Any] = {}
+    # The photo's blur, less what the asset already has and what re-shooting through the
+    # source resolution (``_reshoot``) will add.
+    resample_blur = 0.42 * source_scale if source_scale > 1.05 else 0.0
+    residual = stats.blur_sigma**2 - _ASSET_BLUR**2 - resample_blur**2
+    p["feather"] = max(
+        np.sqrt(max(residual, 0.0)) * rng.uniform(0.85, 1.15),
+        _MIN_FEATHER * rng.uniform(0.9, 1.3),
+    )
+    p["shading_strength"] = rng.uniform(0.6, 0.9)
+    p["noise"] = stats.noise_sigma * rng.uniform(0.85, 1.2)
+    p["shadow_sigma"] = rng.uniform(1.5, 3.5)
+    p["shadow_dist"] = rng.uniform(1.0, 3.0)
+    touches = layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
+    p["touches"] = touches
+    p["shadow_strength"] = rng.uniform(0.22, 0.4) if touches else rng.uniform(0.12, 0.25)
+    p["gloss"] = layer.gloss * rng.uniform(0.25, 0.5)
+    p["form_depth"] = rng.uniform(0.12, 0.28)
+    p["noise_offset"] = rng.random(2)  # where in the noise table, as fractions
+    p["spec_jitter"] = rng.uniform(-0.05, 0.05, (4, 2))
+    # Where the object rests on the skin casts a firm shadow; otherwise its whole silhouette
+    # casts a weaker one.
+    p["shadow_src"] = layer.contact if touches else layer.alpha
+    # The object's box (grown by its feather) and the box its shadow may reach.
+    present = cv2.compare(layer.alpha, _ALPHA_EPS, cv2.CMP_GT)
+    obj = _bbox(present, int(np.ceil(3 * p["feather"] + 1)))
+    if obj is None:
+        return None
+    if touches:
+        present |= cv2.compare(layer.contact, _ALPHA_EPS, cv2.CMP_GT)
+    margin = int(np.ceil(3 * max(p["feather"], p["shadow_sigma"]) + p["shadow_dist"] + 2))
+    box = _bbox(present, margin)
+    assert box is not None
+    p["obj"], p["box"] = obj, box
+    return p
+
+
+def _apply_layer(
+    canvas: np.ndarray, origin: tuple[int, int], layer: Layer, p: dict[str, Any], stats: FaceStats
+) -> dict[str, Any]:
+    """Blend one planned layer into ``canvas`` (float32 0..255, its top-left at ``origin``)."""
+    oy, ox = origin
+    # Contact shadow first (the larger box): blurred alpha/contact, pushed away from the
+    # light, darkening the face; shadows on skin are warmer (blue darkens most).
+    # (Per-channel work goes through cv2.merge: numpy's broadcasting over a trailing axis of
+    # 3 is ten times slower.)
+    y0, y1, x0, x1 = p["box"]
+    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    lx, ly = stats.light_dir
+    d = p["shadow_dist"]
+    dx, dy = int(round(-lx * d)), int(round(-ly * d + 0.5))
+    sh = np.zeros((y1 - y0, x1 - x0), np.float32)
+    src = p["shadow_src"]
+    sy0, sy1 = max(y0 - dy, 0), min(y1 - dy, src.shape[0])
+    sx0, sx1 = max(x0 - dx, 0), min(x1 - dx, src.shape[1])
+    if sy1 > sy0 and sx1 > sx0:
+        sh[sy0 + dy - y0 : sy1 + dy - y0, sx0 + dx - x0 : sx1 + dx - x0] = src[sy0:sy1, sx0:sx1]
+    sh = cv2.GaussianBlur(sh, (0, 0), p["shadow_sigma"], borderType=cv2.BORDER_CONSTANT)
+    sh = np.minimum(sh * p["shadow_strength"], 0.9)
+    region *= cv2.merge([1.0 - sh * float(t) for t in _SHADOW_TINT])
+
+    # The object itself, in its own (smaller) box.
+    y0, y1, x0, x1 = p["obj"]
+    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    a = np.ascontiguousarray(layer.alpha[y0:y1, x0:x1], dtype=np.float32)
+    rgb = np.ascontiguousarray(layer.rgb[y0:y1, x0:x1], dtype=np.float32)
+
+    # 1. Edges: premultiplied blur of colour and alpha together (no halo), then un-premultiply.
+    prem = cv2.merge([*cv2.split(cv2.multiply(rgb, cv2.merge([a, a, a]))), a])
+    prem = cv2.GaussianBlur(prem, (0, 0), p["feather"], borderType=cv2.BORDER_CONSTANT)
+    pr, pg, pb, a = cv2.split(prem)
+    a = np.minimum(a, 1.0)
+
+    # 2. Lighting: local shading (softened), exposure, the object's own form, illuminant cast;
+    # folded into one per-pixel factor with the un-premultiplication.
+    local = np.clip(stats.shading[y0:y1, x0:x1] * (1.0 / stats.face_luma), 0.3, 2.0)
+    local = cv2.pow(local, p["shading_strength"])
+    gain = exposure_gain(stats.face_luma)
+    light = np.clip(local * gain, 0.35, 1.45)
+    solid = (a > 0.6).view(np.uint8)
+    light *= _form_shading(solid, stats.light_dir, p["form_depth"])
+    light *= 255.0 / np.maximum(a, 1e-6)
+    cast = colour_cast(stats.face_rgb)
+    col = cv2.merge([ch * (light * float(c)) for ch, c in zip((pr, pg, pb), cast, strict=True)])
+
+    # 3. Specular highlight on glossy objects, towards the light.
+    if p["gloss"] > 0.01:
+        spec = _highlight(solid, stats.light_dir, p["spec_jitter"])
+        if spec is not None:
+            spec *= p["gloss"]
+            col += (255.0 - col) * cv2.merge([spec, spec, spec])
+
+    # 4. Sensor noise like the photo's (luma-correlated, a little chroma).
+    if p["noise"] > 0.05:
+        table = _noise_table(max(_NOISE_SIDE, *layer.alpha.shape))
+        ny = int(p["noise_offset"][0] * (table.shape[0] - (y1 - y0)))
+        nx = int(p["noise_offset"][1] * (table.shape[1] - (x1 - x0)))
+        col += p["noise"] * table[ny : ny + (y1 - y0), nx : nx + (x1 - x0)]
+    np.clip(col, 0.0, 255.0, out=col)
+
+    # 5. Lay the object over the (shadowed) face.
+    col -= region
+    col *= cv2.merge([a, a, a])
+    region += col
+    return {
+        "name": layer.name,
+        "category": layer.category,
+        "bbox": [int(v) for v in p["box"]],
+        "feather_px": round(float(p["feather"]), 3),
+        "light_gain": round(float(gain), 3),
+        "shading_strength": round(float(p["shading_strength"]), 3),
+        "form_depth": round(float(p["form_depth"]), 3),
+        "cast": [round(float(c), 3) for c in cast],
+        "gloss": round(float(p["gloss"]), 3),
+        "noise_sigma": round(float(p["noise"]), 3),
+        "shadow": {
+            "strength": round(float(p["shadow_strength"]), 3),
+            "sigma_px": round(float(p["shadow_sigma"]), 3),
+            "offset_px": round(float(d), 3),
+            "from_contact": bool(p["touches"]),
+        },
+    }
+
+
+def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """HxW uint8 map, 1 where two HxWx3 uint8 images differ in any channel, else 0."""
+    d = cv2.absdiff(a, b)
+    return (cv2.transform(d, np.ones((1, 3), np.float32)) > 0).view(np.uint8)
+
+
+def _reshoot(img: np.ndarray, changed: np.ndarray, quality: int | None, scale: float) -> np.ndarray:
+    """Put the region around ``changed`` through the source photo's own pipeline.
+
+    The frame was made from a source at ``scale`` frame pixels per source pixel (CelebA at
+    half size: about 2.9) and, for a JPEG source, saved at ``quality``. For an upsampled
+    source (scale > 1) the region is resampled down to the source's resolution, JPEG encoded
+    and decoded there, and resampled back as the face was (area down, cubic up), so the
+    occluder loses the same detail and carries the same artefacts as the face. A larger
+    photo (scale < 1) had its artefacts shrunk by the downsampling: the region is encoded in
+    the frame at a quality raised in proportion (``100 - (100 - q) * scale``), which is far
+    cheaper than upsampling it. Returns a copy of ``img`` with the region replaced.
+    """
+    box = _bbox(changed, 8)
+    assert box is not None
+    y0, y1, x0, x1 = box
+    crop = img[y0:y1, x0:x1]
+    f = 1.0
+    if scale > 1.05:
+        f = max(1.0 / scale, 0.25)
+    elif quality is not None and scale < 0.95:
+        quality = int(round(100 - (100 - quality) * max(scale, 0.0)))
+    sw, sh = max(int(round((x1 - x0) * f)), 8), max(int(round((y1 - y0) * f)), 8)
+    if f != 1.0:
+        small = cv2.resize(crop, (sw, sh), interpolation=cv2.INTER_AREA)
+    else:
+        small = np.ascontiguousarray(crop)
+    if quality is not None:
+        ok, buf = cv2.imencode(".jpg", small[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if ok:
+            small = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+    if f != 1.0:
+        small = cv2.resize(small, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
+    out = img.copy()
+    out[y0:y1, x0:x1] = small
+    return out
+
+
+def composite(
+    target: np.ndarray,
+    layers: list[Layer],
+    rng: np.random.Generator,
+    jpeg_quality: int | None = None,
+    stats: FaceStats | None = None,
+    source_scale: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """Composite ``layers`` (in order) onto ``target`` and return ``(input, mask, info)``.
+
+    ``target``: HxWx3 uint8 RGB (never modified). ``input``: HxWx3 uint8. ``mask``: HxW
+    uint8, 255 exactly where ``input`` differs from ``target`` in any channel, else 0.
+    ``jpeg_quality``: the source's JPEG quality, or None for a lossless source. ``stats``:
+    precomputed ``realism.face_stats(target)``, to share across samples of one face.
+    ``source_scale``: frame pixels per source pixel (``AlignedFace.matrix``'s scale); the
+    changed region is resampled through the source resolution like the face was.
+    ``info`` is JSON-able: per-layer realism parameters and the face statistics used.
+    """
+    if target.dtype != np.uint8 or target.ndim != 3 or target.shape[2] != 3:
+        raise ValueError(f"target must be HxWx3 uint8, got {target.dtype} {target.shape}")
+    if stats is None:
+        stats = face_stats(target)
+    planned = [(layer, _plan_layer(layer, stats, rng, source_scale)) for layer in layers]
+    planned = [(layer, p) for layer, p in planned if p is not None]
+
+    out = target.copy()
+    mask = np.zeros(target.shape[:2], np.uint8)
+    infos = []
+    if planned:
+        # Work only inside the union of the layers' boxes.
+        y0 = min(p["box"][0] for _, p in planned)
+        y1 = max(p["box"][1] for _, p in planned)
+        x0 = min(p["box"][2] for _, p in planned)
+        x1 = max(p["box"][3] for _, p in planned)
+        old = target[y0:y1, x0:x1]
+        canvas = old.astype(np.float32)
+        for layer, p in planned:
+            infos.append(_apply_layer(canvas, (y0, x0), layer, p, stats))
+        new = np.rint(np.clip(canvas, 0.0, 255.0, out=canvas)).astype(np.uint8)
+        changed = _differs(new, old)
+        if (jpeg_quality is not None or source_scale > 1.05) and changed.any():
+            # Only the pixels the occluders changed take the re-shot values; the mask is
+            # then recomputed, so a pixel the round trip happens to restore is unmasked.
+            shot = _reshoot(new, changed, jpeg_quality, source_scale)
+            new = old.copy()
+            np.copyto(new, shot, where=cv2.merge([changed, changed, changed]).view(bool))
+            changed = _differs(new, old)
+        out[y0:y1, x0:x1] = new
+        mask[y0:y1, x0:x1] = changed * np.uint8(255)
+
+    info = {
+        "layers": infos,
+        "face": {
+            "luma": round(float(stats.face_luma), 2),
+            "light_dir": [round(float(v), 3) for v in stats.light_dir],
+            "noise_sigma": round(float(stats.noise_sigma), 3),
+            "blur_sigma": round(float(stats.blur_sigma), 3),
+        },
+        "jpeg_quality": None if jpeg_quality is None else int(jpeg_quality),
+        "source_scale": round(float(source_scale), 4),
+    }
+    return out, mask, info
+
+
+__all__ = ["composite", "face_stats", "FaceStats", "luminance"]

@@ -1,0 +1,370 @@
+"""Face masks (medical, cloth, N95/KN95) and scarves, drawn on a template of the mean face.
+
+Each asset is drawn in a scaled copy of the canonical frame (``u = (x - X0) * K``), so its
+anchors are simply the template positions of the canonical landmarks; placement warps the
+template landmarks onto the detected ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..canonical import MEAN_SHAPE
+from .draw import Canvas, Drawn, rgb
+
+MASK_ANCHORS = (
+    "nose_bridge",
+    "nose_tip",
+    "mouth_left",
+    "mouth_right",
+    "chin",
+    "jaw_left",
+    "jaw_right",
+)
+SCARF_ANCHORS = ("nose_tip", "mouth_left", "mouth_right", "chin", "jaw_left", "jaw_right")
+
+WARP_PLACEMENT = {
+    "rule": "face_warp",
+    "scale_jitter": [0.97, 1.05],
+    "rotation_jitter_deg": [-2.0, 2.0],
+    "offset_iod": {"x": [-0.02, 0.02], "y": [-0.04, 0.04]},
+}
+
+
+class Template:
+    """Maps canonical-frame coordinates to asset pixels: ``(x - x0) * k, (y - y0) * k``."""
+
+    def __init__(self, x0: float, y0: float, x1: float, y1: float, k: float) -> None:
+        self.x0, self.y0, self.k = x0, y0, k
+        self.w, self.h = int(round((x1 - x0) * k)), int(round((y1 - y0) * k))
+
+    def __call__(self, pts) -> np.ndarray:
+        p = np.asarray(pts, np.float64).reshape(-1, 2)
+        return (p - (self.x0, self.y0)) * self.k
+
+    def anchors(self, names) -> dict[str, list[float]]:
+        return {n: [round(float(v), 2) for v in self(MEAN_SHAPE[n])[0]] for n in names}
+
+
+MASK_T = Template(44, 112, 212, 246, 3.0)
+SCARF_T = Template(20, 146, 236, 256, 2.3)
+
+
+def _smooth_outline(points, n: int = 160) -> np.ndarray:
+    """A closed Catmull-Rom curve through ``points``."""
+    p = np.asarray(points, np.float64)
+    out = []
+    k = len(p)
+    per = max(2, n // k)
+    for i in range(k):
+        p0, p1, p2, p3 = p[i - 1], p[i], p[(i + 1) % k], p[(i + 2) % k]
+        for t in np.linspace(0, 1, per, endpoint=False):
+            t2, t3 = t * t, t * t * t
+            out.append(
+                0.5
+                * (
+                    2 * p1
+                    + (-p0 + p2) * t
+                    + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
+                    + (-p0 + 3 * p1 - 3 * p2 + p3) * t3
+                )
+            )
+    return np.array(out)
+
+
+def _ear_loops(cv: Canvas, t: Template, color, width: float = 2.2) -> None:
+    for side in (-1, 1):
+        xs = 127 + side * np.array([57, 71, 75, 70, 58])
+        ys = np.array([140, 146, 168, 190, 200])
+        cv.paint(cv.polyline(t(np.stack([xs, ys], 1)), width * t.k), rgb(color), 0.95)
+
+
+def _finish(cv: Canvas, t: Template, names, placement, gloss: float, contact: str, edge: int):
+    return Drawn(
+        cv.to_rgba(),
+        t.anchors(names),
+        dict(placement),
+        {"gloss": gloss, "contact": {"description": contact, "points": [], "edge_px": edge}},
+    )
+
+
+# -- medical masks -------------------------------------------------------------------------
+MEDICAL = [
+    ("blue", "#8fc3e6", 3, "#ffffff"),
+    ("white", "#f1f3f2", 3, "#f4f4f4"),
+    ("mint", "#a9dcc6", 3, "#ffffff"),
+    ("pink", "#f1b9c8", 2, "#ffffff"),
+    ("black", "#2a2b2f", 3, "#1b1b1e"),
+    ("lavender", "#c3b6e6", 2, "#ffffff"),
+]
+
+#: medical mask rim in canonical coordinates: the top rides up the nose bridge, the sides
+#: meet the cheek edges (about 1.1x the face silhouette at the upper lip on MediaPipe faces)
+MEDICAL_OUTLINE = [
+    (70, 143),
+    (98, 134),
+    (127, 130),
+    (156, 134),
+    (184, 143),
+    (190, 175),
+    (176, 213),
+    (148, 232),
+    (127, 237),
+    (106, 232),
+    (78, 213),
+    (64, 175),
+]
+
+
+def _fabric_light(base: np.ndarray, shade: np.ndarray) -> np.ndarray:
+    """Colour under a shading field: multiplicative, plus a little sheen so folds still read on
+    a dark fabric (a black mask shows grey highlights on its folds, as in photos)."""
+    lift = np.clip(shade - 1.0, 0, None)[..., None] * (0.35 * (1.0 - float(base.mean())))
+    return base * shade[..., None] + lift
+
+
+def _medical(seed: int, color: str, pleats: int, loop: str) -> Drawn:
+    t = MASK_T
+    cv = Canvas(t.w, t.h, seed)
+    _ear_loops(cv, t, loop)
+    outline = t(_smooth_outline(MEDICAL_OUTLINE))
+    body = cv.poly(outline)
+    # pleats: each fold overlaps the one below, so under every fold line there is a shadowed
+    # step that fades downwards, and just above it a lit edge; the folds sag with the face
+    # and are pinched together towards the bound side edges
+    x = cv.xx / t.k + t.x0
+    y = cv.yy / t.k + t.y0
+    ax = np.clip(np.abs(x - 127) / 62, 0, 1)
+    sag = 9 * (1 - ax**2)
+    shade = cv.cylinder((127 - t.x0) * t.k, 66 * t.k, 0.7) * cv.noise(1.2, 0.03)
+    shade = shade * cv.noise(18, 0.05)  # soft wrinkles
+    mid = 182.0
+    for i in range(pleats):
+        py0 = 160 + i * (44 / max(pleats - 1, 1))
+        py = mid + (py0 - mid) * (1 - 0.35 * ax**2) + sag * 0.6
+        q = y - py
+        below = np.where(q > 0, np.exp(-q / 4.0), 0.0)  # the shadow under the fold
+        edge = np.exp(-(((q + 1.6) / 1.4) ** 2))  # the fold's lit lip
+        shade = shade * (1 - 0.3 * below) * (1 + 0.16 * edge)
+    shade = shade * cv.vgrad(t((0, 130))[0, 1], t((0, 238))[0, 1], 1.06, 0.88)
+    cv.paint(body, _fabric_light(rgb(color), shade.astype(np.float32)))
+    cv.paint(cv.polyline(outline, 7, closed=True) * body, rgb(color) * 0.93)  # bound edge
+    # the nose wire: a slight ridge along the top edge
+    cv.paint(cv.polyline(t([(108, 135), (127, 132.5), (146, 135)]), 4) * body, rgb("#ffffff"), 0.3)
+    return _finish(
+        cv,
+        t,
+        MASK_ANCHORS,
+        WARP_PLACEMENT,
+        0.1,
+        "whole rim rests on the skin; nose wire over the bridge",
+        12,
+    )
+
+
+# -- cloth masks, N95 and KN95 ------------------------------------------------------------
+CLOTH_OUTLINE = [
+    (70, 145),
+    (96, 136),
+    (127, 129),
+    (158, 136),
+    (184, 145),
+    (191, 178),
+    (174, 216),
+    (147, 235),
+    (127, 241),
+    (107, 235),
+    (80, 216),
+    (63, 178),
+]
+
+CLOTH = [
+    ("navy_weave", "#27365c", "weave", None),
+    ("red_plaid", "#b3262d", "plaid", "#1d1f3a"),
+    ("floral_dots", "#f2d7a8", "dots", "#c2466b"),
+    ("camo", "#5f6b3c", "camo", "#2f3320"),
+    ("denim", "#3f5f8a", "twill", None),
+    ("grey_heather_stripes", "#8e9095", "stripes", "#3a3d44"),
+]
+
+
+def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarray:
+    col = np.broadcast_to(rgb(base), (cv.H, cv.W, 3)).copy()
+    if pattern == "plaid":
+        s = np.maximum(cv.stripes(26, 0, 0.25), cv.stripes(26, 90, 0.25))
+        col = col * (1 - 0.55 * s[..., None]) + rgb(second) * 0.55 * s[..., None]
+        col *= (1 - 0.25 * cv.stripes(9, 90, 0.1))[..., None]
+    elif pattern == "dots":
+        d = cv.dots(22, 5)
+        col = col * (1 - d[..., None]) + rgb(second) * d[..., None]
+    elif pattern == "camo":
+        for k, c in enumerate(("#2f3320", "#8a7a50", "#3f4a2a")):
+            n = cv.noise(14, 1.0)
+            m = np.clip((n - 1.5 + 0.2 * k) * 3, 0, 1)[..., None]
+            col = col * (1 - m) + rgb(c) * m
+    elif pattern == "twill":
+        col *= cv.stripes(5, 55, 0.35)[..., None] * 0.22 + 0.85
+    elif pattern == "stripes":
+        s = cv.stripes(24, 90, 0.3)[..., None]
+        col = col * (1 - s) + rgb(second) * s
+    return col * cv.weave(3.0, 0.06)[..., None] * cv.noise(1.0, 0.05)[..., None]
+
+
+def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
+    t = MASK_T
+    cv = Canvas(t.w, t.h, seed)
+    _ear_loops(cv, t, base, 4.0)
+    body = cv.poly(t(_smooth_outline(CLOTH_OUTLINE)))
+    x = cv.xx / t.k + t.x0
+    y = cv.yy / t.k + t.y0
+    # two shaped halves sewn down the middle: the seam is a ridge that follows the profile
+    # (out over the nose, in under the lip, out over the chin); the side facing the light
+    # is brighter, the far half turns away into shadow; soft wrinkles radiate from the seam
+    seam_x = 127 + 2.0 * np.sin((y - 129) / 112 * np.pi)
+    d = x - seam_x
+    shade = cv.cylinder((127 - t.x0) * t.k, 70 * t.k, 0.62)
+    shade = shade * np.where(d < 0, 1.0 - 0.002 * np.abs(d), 0.9 - 0.0025 * d)
+    shade = shade * (1 - 0.3 * np.exp(-((d / 1.3) ** 2)))  # the seam crease
+    shade = shade * (1 + 0.12 * np.exp(-(((d + 5) / 4.5) ** 2)))  # lit ridge beside it
+    shade = shade * (1 - 0.08 * np.exp(-(((d - 6) / 6) ** 2)))  # shadow on the far side
+    shade = shade * cv.noise(16, 0.05) * cv.vgrad(t((0, 129))[0, 1], t((0, 242))[0, 1], 1.04, 0.9)
+    cv.paint(body, _fabric_light(_fabric(cv, base, pattern, second), shade.astype(np.float32)))
+    cv.paint(
+        cv.polyline(t(_smooth_outline(CLOTH_OUTLINE)), 6, closed=True) * body, rgb(base) * 0.7, 0.6
+    )
+    return _finish(cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.05, "whole rim rests on the skin", 12)
+
+
+def _n95(seed: int, color: str, valve: bool) -> Drawn:
+    t = MASK_T
+    cv = Canvas(t.w, t.h, seed)
+    c = t((127, 184))[0]
+    for yy in (150, 205):  # head straps leaving towards the ears
+        for side in (-1, 1):
+            pts = t([(127 + side * 55, yy), (127 + side * 80, yy - 8)])
+            cv.paint(cv.polyline(pts, 4 * t.k), rgb("#e8e0a0" if color != "#2b2b2e" else "#333"))
+    dome = cv.ellipse(c, (66 * t.k, 58 * t.k))
+    shade = cv.radial(c - (15, 40), 95 * t.k) * 0.35 + 0.75
+    cv.paint(dome, rgb(color) * (shade * cv.noise(0.8, 0.05))[..., None])
+    cv.paint(cv.polyline(cv_ellipse_pts(c, 60 * t.k, 52 * t.k), 5) * dome, rgb(color) * 0.85)
+    cv.paint(cv.polyline(t([(105, 131), (127, 128), (149, 131)]), 10), rgb("#c8c8c8"), 0.9)
+    if valve:
+        vc = t((152, 196))[0]
+        cv.paint(cv.ellipse(vc, (15 * t.k, 13 * t.k)), rgb("#8c8f96"))
+        cv.paint(cv.stripes(10, 0, 0.3) * cv.ellipse(vc, (10 * t.k, 8 * t.k)), rgb("#4b4e55"))
+    return _finish(
+        cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.15, "the rim of the cup seals on the skin", 10
+    )
+
+
+def cv_ellipse_pts(c, a: float, b: float, n: int = 90) -> np.ndarray:
+    th = np.linspace(0, 2 * np.pi, n)
+    return np.stack([c[0] + a * np.cos(th), c[1] + b * np.sin(th)], 1)
+
+
+def _kn95(seed: int, color: str) -> Drawn:
+    t = MASK_T
+    cv = Canvas(t.w, t.h, seed)
+    _ear_loops(cv, t, "#f0f0f0" if color != "#26272b" else "#202020", 2.5)
+    outline = [
+        (60, 150),
+        (95, 132),
+        (127, 124),
+        (159, 132),
+        (194, 150),
+        (192, 182),
+        (160, 222),
+        (127, 240),
+        (94, 222),
+        (62, 182),
+    ]
+    body = cv.poly(t(_smooth_outline(outline)))
+    x = cv.xx / t.k + t.x0
+    side = np.where(x < 127, 0.95, 0.82) * cv.cylinder((127 - t.x0) * t.k, 80 * t.k, 0.75)
+    cv.paint(body, rgb(color) * (side * cv.noise(0.7, 0.04))[..., None])
+    cv.paint(cv.polyline(t([(127, 125), (127, 240)]), 4), rgb(color) * 0.7)
+    cv.paint(cv.polyline(t(_smooth_outline(outline)), 9, closed=True) * body, rgb(color) * 0.92)
+    return _finish(cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.12, "whole rim rests on the skin", 12)
+
+
+# -- scarves -------------------------------------------------------------------------------
+SCARVES = [
+    ("red_knit", "#a8262c", "knit", None),
+    ("tartan_green", "#1f4a34", "tartan", "#b82c2c"),
+    ("grey_wool", "#7d7f86", "wool", None),
+    ("striped_mustard", "#d19a2a", "bands", "#2d2d33"),
+    ("checked_black_white", "#1c1c1f", "check", "#e8e6df"),
+    ("navy_dotted", "#1e2c52", "dots", "#d8d4c8"),
+    ("cream_cable", "#e4d9c2", "knit", None),
+]
+
+
+def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
+    t = SCARF_T
+    cv = Canvas(t.w, t.h, seed)
+    # upper edge: a soft drape over the nose and cheeks with small irregular dips
+    xs = np.linspace(34, 222, 25)
+    top = 158 + 0.0024 * (xs - 127) ** 2 + 2.5 * np.sin(xs / 9.0 + seed % 7)
+    outline = [*zip(xs, top, strict=True), (232, 215), (240, 262), (16, 262), (24, 215)]
+    body = cv.poly(t(outline))
+    if pattern == "knit":
+        col = rgb(base) * (0.82 + 0.25 * cv.stripes(7, 0, 0.45))[..., None]
+        col = col * (1 + 0.08 * np.sin(cv.yy * 1.1))[..., None]
+    elif pattern == "tartan":
+        s = np.maximum(cv.stripes(34, 0, 0.2), cv.stripes(34, 90, 0.2))
+        thin = np.maximum(cv.stripes(17, 0, 0.06), cv.stripes(17, 90, 0.06))
+        col = rgb(base) * (1 - s[..., None] * 0.6) + rgb(second) * 0.6 * s[..., None]
+        col = col * (1 - 0.5 * thin[..., None]) + 0.5 * thin[..., None] * rgb("#e0d070")
+    elif pattern == "bands":
+        s = cv.stripes(40, 90, 0.25)[..., None]
+        col = rgb(base) * (1 - s) + rgb(second) * s
+    elif pattern == "check":
+        a = cv.stripes(20, 0, 0.5) * cv.stripes(20, 90, 0.5)
+        col = rgb(base) * (1 - a[..., None]) + rgb(second) * a[..., None]
+    elif pattern == "dots":
+        d = cv.dots(20, 3.5)[..., None]
+        col = rgb(base) * (1 - d) + rgb(second) * d
+    else:
+        col = np.broadcast_to(rgb(base), (cv.H, cv.W, 3)).copy()
+    # soft horizontal folds, a rolled top edge and fibre noise
+    y = cv.yy / t.k + t.y0
+    x = cv.xx / t.k + t.x0
+    # folds sag towards the centre and wander (phase noise), as a wrapped scarf does
+    phase = (y - 160 - 0.004 * (x - 127) ** 2) / 7.0 + 2.0 * (cv.noise(25, 1.0) - 1.0)
+    folds = 1 + 0.16 * np.sin(phase) * np.clip(cv.noise(20, 0.6), 0, 2)
+    roll = 1 + 0.07 * np.exp(-(((y - 166 - 0.004 * (x - 127) ** 2) / 3.5) ** 2))
+    shade = folds * roll * cv.cylinder((127 - t.x0) * t.k, 112 * t.k, 0.5)
+    shade = shade * cv.noise(0.8, 0.06) * cv.weave(2.5, 0.05)
+    cv.paint(body, col * shade[..., None])
+    return _finish(
+        cv,
+        t,
+        SCARF_ANCHORS,
+        {
+            **WARP_PLACEMENT,
+            "scale_jitter": [0.98, 1.08],
+            "offset_iod": {"x": [-0.03, 0.03], "y": [-0.02, 0.1]},
+        },
+        0.02,
+        "the upper edge rests on the nose and cheeks",
+        8,
+    )
+
+
+def medical_masks():
+    return [
+        (f"medical_mask_{n}", lambda s, v=(c, p, lp): _medical(s, *v)) for n, c, p, lp in MEDICAL
+    ]
+
+
+def cloth_masks():
+    items = [(f"cloth_mask_{n}", lambda s, v=(b, p, c2): _cloth(s, *v)) for n, b, p, c2 in CLOTH]
+    items.append(("cloth_mask_n95_white_valve", lambda s: _n95(s, "#f3f1ea", True)))
+    items.append(("cloth_mask_n95_white", lambda s: _n95(s, "#f5f5f2", False)))
+    items.append(("cloth_mask_kn95_black", lambda s: _kn95(s, "#26272b")))
+    items.append(("cloth_mask_kn95_white", lambda s: _kn95(s, "#f4f4f1")))
+    return items
+
+
+def scarves():
+    return [(f"scarf_{n}", lambda s, v=(b, p, c2): _scarf(s, *v)) for n, b, p, c2 in SCARVES]

@@ -1,0 +1,465 @@
+"""Landmark-anchored placement: an occluder asset warped into the canonical 256x256 frame.
+
+Rules (named in each sidecar's ``placement.rule``):
+
+- ``eyewear``: lens centres onto the eyes; width from the inter-ocular distance, height from
+  the eye-to-mouth distance, rotated with the eye line, and foreshortened with head yaw (the
+  far side shrinks) by a homography.
+- ``face_warp``: masks and scarves; a thin-plate spline through the landmark anchors (nose
+  bridge, nose tip, mouth corners, chin, jaw) maps the asset onto the face.
+- ``from_edge`` / ``from_below`` / ``from_above``: hands, phones, microphones, cups, caps;
+  a similarity puts the asset's ``target`` anchor on a target region with its ``entry``
+  anchor pointing at an image edge. The asset's border row at the entry is replicated, so an
+  arm or a handle continues until the image edge clips it (a cap is drawn whole with a clear
+  border, so it sits on the head at its own size and nothing is replicated).
+
+Warps run on premultiplied colour over the bounding box only, from a mip level near the
+output scale (so downscaling is anti-aliased), with bilinear filtering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .canonical import CANONICAL_SIZE, MEAN_SHAPE, Landmarks
+from .layers import Layer
+from .occluders.library import Occluder
+
+S = CANONICAL_SIZE
+#: Direction from the target towards each entry edge; arms reach the side edges from below.
+EDGE_DIRS = {"bottom": (0.0, 1.0), "top": (0.0, -1.0), "left": (-0.8, 0.6), "right": (0.8, 0.6)}
+_MEAN_FACE_RATIO = float(
+    np.linalg.norm(
+        (np.add(MEAN_SHAPE["mouth_left"], MEAN_SHAPE["mouth_right"]) / 2)
+        - (np.add(MEAN_SHAPE["left_eye"], MEAN_SHAPE["right_eye"]) / 2)
+    )
+    / np.linalg.norm(np.subtract(MEAN_SHAPE["right_eye"], MEAN_SHAPE["left_eye"]))
+)
+_MEAN_YAW = float(
+    (MEAN_SHAPE["nose_tip"][0] - (MEAN_SHAPE["left_eye"][0] + MEAN_SHAPE["right_eye"][0]) / 2)
+    / (MEAN_SHAPE["right_eye"][0] - MEAN_SHAPE["left_eye"][0])
+)
+
+
+# -- landmarks helpers ---------------------------------------------------------------------
+def target_point(lm: Landmarks, name: str) -> np.ndarray:
+    """A named target region's centre in the frame (see ``library.TARGET_NAMES``)."""
+    if name == "eyes":
+        return (lm["left_eye"] + lm["right_eye"]) / 2
+    if name == "mouth":
+        return (lm["mouth_left"] + lm["mouth_right"]) / 2
+    if name == "brows":
+        return (lm["brow_left"] + lm["brow_right"]) / 2
+    if name in ("cheek_left", "cheek_right"):
+        s = name.split("_")[1]
+        return 0.35 * lm[f"{s}_eye"] + 0.35 * lm[f"mouth_{s}"] + 0.3 * lm[f"jaw_{s}"]
+    return lm[name]
+
+
+def estimate_yaw(lm: Landmarks) -> float:
+    """Head yaw in [-1, 1] from the nose tip's offset along the eye line (+: turned right,
+    i.e. the image-right side of the face is the far side)."""
+    d = lm["right_eye"] - lm["left_eye"]
+    iod = max(float(np.linalg.norm(d)), 1e-6)
+    u = d / iod
+    mid = (lm["left_eye"] + lm["right_eye"]) / 2
+    off = float(np.dot(lm["nose_tip"] - mid, u)) / iod - _MEAN_YAW
+    return float(np.clip(off * 2.5, -1.0, 1.0))
+
+
+def outline_region(alpha: np.ndarray, threshold: float = 0.02) -> np.ndarray:
+    """The area inside a layer's outline: ``alpha > threshold`` with enclosed holes filled.
+
+    A clear lens has zero alpha but lies inside its frame, so this is the region used to ask
+    whether an eye is behind a pair of eyeglasses.
+    """
+    solid = (alpha > threshold).astype(np.uint8)
+    pad = np.pad(solid, 1)
+    flood = pad.copy()
+    mask = np.zeros((pad.shape[0] + 2, pad.shape[1] + 2), np.uint8)
+    cv2.floodFill(flood, mask, (0, 0), 1)
+    holes = flood[1:-1, 1:-1] == 0
+    return solid.astype(bool) | holes
+
+
+# -- per-asset precomputation ------------------------------------------------------------
+def _prepare(occ: Occluder) -> dict[str, Any]:
+    """Premultiplied mip levels and a contact map, computed once per asset and process."""
+    if "levels" in occ.cache:
+        return occ.cache
+    rgba = occ.rgba.astype(np.float32) / 255.0
+    a = rgba[..., 3:4]
+    prem = np.concatenate([rgba[..., :3] * a, a], axis=2)
+    contact = np.zeros(occ.rgba.shape[:2], np.float32)
+    spec = occ.material.get("contact", {})
+    if isinstance(spec, dict):
+        for x, y, r in spec.get("points", []):
+            cv2.circle(contact, (int(round(x)), int(round(y))), max(1, int(round(r))), 1.0, -1)
+        if contact.any():
+            contact = cv2.GaussianBlur(contact, (0, 0), 3)
+        edge = int(spec.get("edge_px", 0))
+        if edge > 0:
+            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge + 1, 2 * edge + 1))
+            inner = cv2.erode(a[..., 0], k)
+            contact = np.maximum(contact, np.clip(a[..., 0] - inner, 0, 1))
+    contact *= a[..., 0]
+    levels = []
+    img, con = prem, contact
+    while True:
+        levels.append((np.round(img * 255).astype(np.uint8), np.round(con * 255).astype(np.uint8)))
+        if max(img.shape[:2]) < 96:
+            break
+        h, w = img.shape[:2]
+        img = cv2.resize(img, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+        con = cv2.resize(con, ((w + 1) // 2, (h + 1) // 2), interpolation=cv2.INTER_AREA)
+    ys, xs = np.nonzero(occ.rgba[..., 3])
+    occ.cache["levels"] = levels
+    occ.cache["has_contact"] = bool(contact.max() > 0.01)
+    occ.cache["bbox"] = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    return occ.cache
+
+
+def _det_scale(m: np.ndarray) -> float:
+    """Area scale factor of a 2x2 linear map (sqrt of |det|), without LAPACK."""
+    return float(np.sqrt(abs(m[0, 0] * m[1, 1] - m[0, 1] * m[1, 0])))
+
+
+def _level_for(scale: float, n_levels: int) -> int:
+    """The mip level whose pixels are at most ~1.6x output pixels (bilinear stays smooth)."""
+    lvl = int(np.floor(np.log2(max(1.0 / max(scale, 1e-6), 1.0) / 1.6))) + 1 if scale < 0.625 else 0
+    return int(np.clip(lvl, 0, n_levels - 1))
+
+
+def _level_matrix(level: int) -> np.ndarray:
+    """3x3 map from level-``level`` pixel coords to level-0 pixel coords (pixel centres)."""
+    f = float(2**level)
+    return np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1]])
+
+
+def _bbox(points: np.ndarray, full: bool) -> tuple[int, int, int, int]:
+    if full:
+        return 0, 0, S, S
+    x0, y0 = np.floor(points.min(0)) - 2
+    x1, y1 = np.ceil(points.max(0)) + 3
+    x0, y0 = int(max(x0, 0)), int(max(y0, 0))
+    x1, y1 = int(min(x1, S)), int(min(y1, S))
+    return x0, y0, max(x1, x0), max(y1, y0)
+
+
+def _to_layer(occ: Occluder, prem: np.ndarray, con: np.ndarray | None, box, params) -> Layer:
+    x0, y0, x1, y1 = box
+    rgb = np.zeros((S, S, 3), np.float32)
+    alpha = np.zeros((S, S), np.float32)
+    contact = np.zeros((S, S), np.float32)
+    if x1 > x0 and y1 > y0:
+        a8 = prem[..., 3:4]
+        a = a8[..., 0].astype(np.float32) * np.float32(1.0 / 255.0)
+        # straight colour = premultiplied / alpha; both in 0..255 so the scale cancels
+        rgb[y0:y1, x0:x1] = np.minimum(
+            prem[..., :3].astype(np.float32) / np.maximum(a8, 1).astype(np.float32), 1.0
+        )
+        alpha[y0:y1, x0:x1] = a
+        if con is not None:
+            contact[y0:y1, x0:x1] = np.minimum(con.astype(np.float32) * np.float32(1 / 255), a)
+    return Layer(
+        rgb=rgb,
+        alpha=alpha,
+        name=occ.name,
+        category=occ.category,
+        contact=contact,
+        gloss=float(occ.material.get("gloss", 0.0)),
+        params=params,
+    )
+
+
+def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> Layer:
+    """Warp with a 2x3 affine ``M`` (asset level-0 pixels -> frame)."""
+    cache = _prepare(occ)
+    scale = _det_scale(M[:2, :2])
+    lvl = _level_for(scale, len(cache["levels"]))
+    img, con = cache["levels"][lvl]
+    M3 = np.vstack([M, [0, 0, 1]]) @ _level_matrix(lvl)
+    bx0, by0, bx1, by1 = cache["bbox"]
+    corners = np.array([[bx0, by0, 1], [bx1, by0, 1], [bx0, by1, 1], [bx1, by1, 1]]).T
+    pts = (np.vstack([M, [0, 0, 1]]) @ corners)[:2].T
+    if extend:  # the replicated border row runs on along the asset's entry direction
+        far = np.array(params.get("entry_dir", (0.0, 0.0))) * 2 * S
+        pts = np.vstack([pts, pts + far])
+    box = _bbox(pts, False)
+    x0, y0, x1, y1 = box
+    params["level"] = lvl
+    if x1 <= x0 or y1 <= y0:
+        return _to_layer(occ, img[:0, :0], None, box, params)
+    T = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ M3
+    border = cv2.BORDER_REPLICATE if extend else cv2.BORDER_CONSTANT
+    size = (x1 - x0, y1 - y0)
+    prem = cv2.warpAffine(img, T[:2], size, flags=cv2.INTER_LINEAR, borderMode=border)
+    c = None
+    if cache["has_contact"]:
+        c = cv2.warpAffine(con, T[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return _to_layer(occ, prem, c, box, params)
+
+
+def _warp_perspective(occ: Occluder, Hm: np.ndarray, params: dict) -> Layer:
+    """Warp with a homography ``Hm`` (asset level-0 pixels -> frame)."""
+    cache = _prepare(occ)
+    scale = _det_scale(Hm[:2, :2] / Hm[2, 2])
+    lvl = _level_for(scale, len(cache["levels"]))
+    img, con = cache["levels"][lvl]
+    bx0, by0, bx1, by1 = cache["bbox"]
+    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
+    pts = cv2.perspectiveTransform(corners[None], Hm)[0]
+    box = _bbox(pts, False)
+    x0, y0, x1, y1 = box
+    params["level"] = lvl
+    if x1 <= x0 or y1 <= y0:
+        return _to_layer(occ, img[:0, :0], None, box, params)
+    T = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ Hm @ _level_matrix(lvl)
+    size = (x1 - x0, y1 - y0)
+    prem = cv2.warpPerspective(img, T, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    c = None
+    if cache["has_contact"]:
+        c = cv2.warpPerspective(
+            con, T, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        )
+    return _to_layer(occ, prem, c, box, params)
+
+
+# -- thin-plate spline ---------------------------------------------------------------------
+def _tps_fit(src: np.ndarray, dst: np.ndarray, reg: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Fit a TPS mapping ``src`` (N,2) -> ``dst`` (N,2); returns (centres, coefficients)."""
+    n = len(src)
+    d2 = ((src[:, None] - src[None]) ** 2).sum(-1)
+    K = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0) + reg * np.eye(n)
+    P = np.hstack([np.ones((n, 1)), src])
+    A = np.zeros((n + 3, n + 3))
+    A[:n, :n], A[:n, n:], A[n:, :n] = K, P, P.T
+    b = np.zeros((n + 3, 2))
+    b[:n] = dst
+    ok, coef = cv2.solve(A, b, flags=cv2.DECOMP_LU)  # no BLAS threads for a 10x10 system
+    if not ok:
+        coef = np.linalg.lstsq(A, b, rcond=None)[0]
+    return src, coef
+
+
+def _tps_apply(model: tuple[np.ndarray, np.ndarray], pts: np.ndarray) -> np.ndarray:
+    c, coef = model
+    d2 = ((pts[:, None] - c[None]) ** 2).sum(-1)
+    U = np.where(d2 > 0, d2 * np.log(np.maximum(d2, 1e-12)), 0.0)
+    n = len(c)
+    return U @ coef[:n] + coef[n] + pts @ coef[n + 1 :]
+
+
+def _warp_tps(occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict) -> Layer:
+    """Warp by a thin-plate spline taking asset points ``src`` onto frame points ``dst``."""
+    cache = _prepare(occ)
+    fwd = _tps_fit(src, dst)
+    scale = _det_scale(fwd[1][-2:])
+    lvl = _level_for(scale, len(cache["levels"]))
+    img, con = cache["levels"][lvl]
+    bx0, by0, bx1, by1 = cache["bbox"]
+    gx, gy = np.meshgrid(np.linspace(bx0, bx1, 5), np.linspace(by0, by1, 5))
+    edge = np.stack([gx.ravel(), gy.ravel()], 1)
+    box = _bbox(_tps_apply(fwd, edge), False)
+    x0, y0, x1, y1 = box
+    params["level"] = lvl
+    if x1 <= x0 or y1 <= y0:
+        return _to_layer(occ, img[:0, :0], None, box, params)
+    # inverse map evaluated on a coarse grid, then interpolated to every pixel of the box
+    inv = _tps_fit(dst, src)
+    step = 8
+    nx, ny = (x1 - x0) // step + 2, (y1 - y0) // step + 2
+    cx, cy = np.meshgrid(x0 + np.arange(nx) * step, y0 + np.arange(ny) * step)
+    m = _tps_apply(inv, np.stack([cx.ravel(), cy.ravel()], 1).astype(np.float64))
+    f = float(2**lvl)
+    m = (m + 0.5) / f - 0.5  # level-0 pixel coords -> level pixel coords
+    mx = _grid_interp(m[:, 0].reshape(ny, nx), step, x1 - x0, y1 - y0)
+    my = _grid_interp(m[:, 1].reshape(ny, nx), step, x1 - x0, y1 - y0)
+    prem = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    c = None
+    if cache["has_contact"]:
+        c = cv2.remap(con, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return _to_layer(occ, prem, c, box, params)
+
+
+def _grid_interp(g: np.ndarray, step: int, w: int, h: int) -> np.ndarray:
+    """Bilinear upsampling of grid values sampled every ``step`` pixels to ``h`` x ``w``."""
+    g = g.astype(np.float32)
+    # warpAffine with a pure scaling places grid node k at pixel k*step exactly
+    M = np.array([[1.0 / step, 0, 0], [0, 1.0 / step, 0]], np.float32)
+    return cv2.warpAffine(
+        g, M, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+# -- the rules ----------------------------------------------------------------------------
+def _uniform(rng: np.random.Generator, r: Any, default: float) -> float:
+    if not r:
+        return default
+    return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+
+
+def _rot(deg: float) -> np.ndarray:
+    t = np.deg2rad(deg)
+    return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+
+def _jitter(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> dict[str, float]:
+    pl = occ.placement
+    off = pl.get("offset_iod", {})
+    return {
+        "scale": _uniform(rng, pl.get("scale_jitter"), 1.0),
+        "rotation_deg": _uniform(rng, pl.get("rotation_jitter_deg"), 0.0),
+        "offset_x": _uniform(rng, off.get("x"), 0.0),
+        "offset_y": _uniform(rng, off.get("y"), 0.0),
+    }
+
+
+def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
+    j = _jitter(occ, lm, rng)
+    el, er = lm["left_eye"], lm["right_eye"]
+    iod = max(lm.inter_ocular, 1e-3)
+    u = (er - el) / iod
+    n = np.array([-u[1], u[0]])
+    mid = (el + er) / 2 + (j["offset_x"] * u + j["offset_y"] * n) * iod
+    R = _rot(j["rotation_deg"])
+    el = mid + R @ (el - (el + er) / 2) * j["scale"]
+    er = mid + R @ (er - (lm["left_eye"] + lm["right_eye"]) / 2) * j["scale"]
+    u, n = R @ u, R @ n
+    al, ar = np.asarray(occ.anchors["left_eye"]), np.asarray(occ.anchors["right_eye"])
+    dist_a = float(np.linalg.norm(ar - al))
+    sx = iod * j["scale"] / dist_a
+    mouth = target_point(lm, "mouth")
+    face_h = float(np.linalg.norm(mouth - (lm["left_eye"] + lm["right_eye"]) / 2))
+    sy = float(np.clip(face_h / _MEAN_FACE_RATIO / dist_a * j["scale"], 0.8 * sx, 1.6 * sx))
+    yaw = estimate_yaw(lm)
+    f_l = 1.0 - 0.35 * max(-yaw, 0.0) + 0.15 * max(yaw, 0.0)  # far side shrinks
+    f_r = 1.0 - 0.35 * max(yaw, 0.0) + 0.15 * max(-yaw, 0.0)
+    ha = 0.25 * dist_a
+    a_dir = (ar - al) / dist_a
+    a_n = np.array([-a_dir[1], a_dir[0]])
+    src = np.array([al - a_n * ha, al + a_n * ha, ar - a_n * ha, ar + a_n * ha], np.float32)
+    dst = np.array(
+        [
+            el - n * ha * sy * f_l,
+            el + n * ha * sy * f_l,
+            er - n * ha * sy * f_r,
+            er + n * ha * sy * f_r,
+        ],
+        np.float32,
+    )
+    Hm = cv2.getPerspectiveTransform(src, dst)
+    params = {
+        "rule": "eyewear",
+        "scale": round(sx, 4),
+        "scale_y": round(sy, 4),
+        "rotation_deg": round(float(np.rad2deg(np.arctan2(u[1], u[0]))), 2),
+        "jitter_rotation_deg": round(j["rotation_deg"], 2),
+        "offset_iod": [round(j["offset_x"], 3), round(j["offset_y"], 3)],
+        "yaw": round(yaw, 3),
+        "yaw_factors": [round(f_l, 3), round(f_r, 3)],
+        "anchors": ["left_eye", "right_eye"],
+        "target": "eyes",
+    }
+    return _warp_perspective(occ, Hm, params)
+
+
+def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
+    j = _jitter(occ, lm, rng)
+    names = [k for k in occ.anchors if k in lm.points]
+    src = np.array([occ.anchors[k] for k in names], np.float64)
+    dst = np.array([lm[k] for k in names], np.float64)
+    iod = max(lm.inter_ocular, 1e-3)
+    c = dst.mean(0)
+    u = np.array([np.cos(lm.roll), np.sin(lm.roll)])
+    n = np.array([-u[1], u[0]])
+    R = _rot(j["rotation_deg"])
+    dst = c + (dst - c) @ R.T * j["scale"] + (j["offset_x"] * u + j["offset_y"] * n) * iod
+    params = {
+        "rule": "face_warp",
+        "scale": round(j["scale"], 4),
+        "rotation_deg": round(float(np.rad2deg(lm.roll)) + j["rotation_deg"], 2),
+        "offset_iod": [round(j["offset_x"], 3), round(j["offset_y"], 3)],
+        "yaw": round(estimate_yaw(lm), 3),
+        "anchors": names,
+        "target": "lower_face",
+    }
+    return _warp_tps(occ, src, dst, params)
+
+
+def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
+    pl = occ.placement
+    j = _jitter(occ, lm, rng)
+    targets = sorted(pl["targets"])
+    target = targets[int(rng.integers(len(targets)))]
+    edges = pl["targets"][target]
+    edge = edges[int(rng.integers(len(edges)))]
+    flip = bool(pl.get("flip", False)) and bool(rng.integers(2))
+    h, w = occ.rgba.shape[:2]
+    ta, ea = np.asarray(occ.anchors["target"]), np.asarray(occ.anchors["entry"])
+    F = np.eye(3)
+    if flip:
+        F = np.array([[-1.0, 0, w - 1], [0, 1, 0], [0, 0, 1]])
+        ta = np.array([w - 1 - ta[0], ta[1]])
+        ea = np.array([w - 1 - ea[0], ea[1]])
+    iod = max(lm.inter_ocular, 1e-3)
+    u = np.array([np.cos(lm.roll), np.sin(lm.roll)])
+    n = np.array([-u[1], u[0]])
+    pt = target_point(lm, target) + (j["offset_x"] * u + j["offset_y"] * n) * iod
+    d_f = _rot(j["rotation_deg"]) @ np.asarray(EDGE_DIRS[edge])
+    d_a = ea - ta
+    theta = np.arctan2(d_f[1], d_f[0]) - np.arctan2(d_a[1], d_a[0])
+    width_iod = _uniform(rng, pl.get("width_iod"), 2.5)
+    s = width_iod * iod / w
+    extend = bool(pl.get("extend", True))
+    if not extend:  # grow until the entry end reaches the image edge region
+        reach = float(np.linalg.norm(d_a)) * s
+        need = _edge_distance(pt, d_f) - 0.04 * S
+        if reach < need:
+            s *= need / max(reach, 1e-6)
+    A = s * _rot(float(np.rad2deg(theta)))
+    M = np.hstack([A, (pt - A @ ta)[:, None]])
+    M = (np.vstack([M, [0, 0, 1]]) @ F)[:2]
+    params = {
+        "rule": pl["rule"],
+        "scale": round(s, 4),
+        "rotation_deg": round(float(np.rad2deg(theta)), 2),
+        "jitter_rotation_deg": round(j["rotation_deg"], 2),
+        "offset_iod": [round(j["offset_x"], 3), round(j["offset_y"], 3)],
+        "width_iod": round(width_iod, 3),
+        "target": target,
+        "target_xy": [round(float(v), 2) for v in pt],
+        "edge": edge,
+        "flip": flip,
+        "anchors": ["target", "entry"],
+        "entry_dir": [round(float(v), 4) for v in d_f],
+    }
+    return _warp_affine(occ, M, extend, params)
+
+
+def _edge_distance(p: np.ndarray, d: np.ndarray) -> float:
+    """Distance from ``p`` along unit ``d`` to the frame border."""
+    ts = []
+    for k in range(2):
+        if d[k] > 1e-6:
+            ts.append((S - p[k]) / d[k])
+        elif d[k] < -1e-6:
+            ts.append(-p[k] / d[k])
+    return float(min(ts)) if ts else 0.0
+
+
+RULES = {
+    "eyewear": _place_eyewear,
+    "face_warp": _place_face_warp,
+    "from_edge": _place_from_edge,
+    "from_below": _place_from_edge,
+    "from_above": _place_from_edge,
+}
+
+
+def place(occluder: Occluder, landmarks: Landmarks, rng: np.random.Generator) -> Layer:
+    """Render ``occluder`` onto the face described by ``landmarks`` with random jitter."""
+    return RULES[occluder.placement["rule"]](occluder, landmarks, rng)

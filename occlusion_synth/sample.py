@@ -1,0 +1,336 @@
+"""One training sample: choose occluders, place them on the face, composite, describe it.
+
+Number of occluders: drawn uniformly from 1..``max_occluders``. Categories are drawn one
+after another with the user's weights, among those still *compatible* with the ones already
+chosen. Compatibility is by slot (``SLOTS``): at most one occluder per slot (two pairs of
+glasses, two masks, or a medical mask plus a scarf are implausible), and a drink or food at
+the mouth does not go with anything covering the mouth (``EXCLUSIVE_SLOTS``). A category not
+listed in ``SLOTS`` (a user's own occluders) forms a slot of its own. The chosen occluders
+are composited back to front by ``SLOT_DEPTH`` (mask, then glasses, then held objects).
+
+Hands are tinted here, before compositing: with probability ``SampleOptions.face_skin`` the
+hand takes the face's own cheek colour (with a small jitter), otherwise a random plausible
+skin tone. The cheek colour is divided by the light the compositor will apply, so the hand
+ends up as bright as the cheek it is next to.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from occlusion_synth.compose import composite
+from occlusion_synth.layers import Layer
+from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
+
+if TYPE_CHECKING:  # pragma: no cover
+    from occlusion_synth.faces import AlignedFace
+    from occlusion_synth.occluders.library import OccluderLibrary
+
+#: category -> the part of the face (or scene) it occupies; one occluder per slot.
+SLOTS: dict[str, str] = {
+    "sunglasses": "eyes",
+    "eyeglasses": "eyes",
+    "medical_mask": "lower_face",
+    "cloth_mask": "lower_face",
+    "n95_mask": "lower_face",
+    "scarf": "lower_face",
+    "hand": "hand",
+    "phone": "hand",
+    "microphone": "prop",
+    "cup": "mouth_prop",
+    "food": "mouth_prop",
+    "cap": "head",
+    "hat": "head",
+    "hair": "hair",
+    "book": "prop",
+}
+
+#: Depth of each slot, back to front: worn items first (glasses sit over a mask's top
+#: edge), then things held in front of the face. Layers are composited in this order.
+SLOT_DEPTH: dict[str, int] = {
+    "lower_face": 0,
+    "hair": 1,
+    "eyes": 2,
+    "head": 3,
+    "mouth_prop": 4,
+    "prop": 4,
+    "hand": 5,
+}
+
+#: Pairs of slots that never occur together.
+EXCLUSIVE_SLOTS: frozenset[frozenset[str]] = frozenset(
+    {frozenset({"lower_face", "mouth_prop"}), frozenset({"prop", "mouth_prop"})}
+)
+
+#: Plausible skin tones (RGB, 0..255) from very light to very dark, for hands that do not
+#: take the face's colour.
+SKIN_TONES = np.array(
+    [
+        (241, 204, 181),
+        (224, 177, 146),
+        (206, 150, 118),
+        (186, 128, 95),
+        (160, 105, 75),
+        (128, 82, 58),
+        (96, 60, 42),
+        (70, 45, 32),
+    ],
+    dtype=np.float32,
+)
+
+#: Retries of a draw whose mask is smaller than ``min_coverage``.
+_MAX_TRIES = 4
+
+_STATS_CACHE: OrderedDict[tuple[str, int], FaceStats] = OrderedDict()
+_STATS_CACHE_SIZE = 64
+
+
+@dataclass
+class SampleOptions:
+    """How samples are drawn.
+
+    ``category_weights``: category -> relative weight (None: every category of the library,
+    equally). ``max_occluders``: each sample gets 1..max occluders, uniformly.
+    ``min_coverage``: a draw whose mask covers less of the frame is redrawn (up to 4 times;
+    the last draw is kept). ``face_skin``: probability that a hand takes the face's colour.
+    """
+
+    category_weights: dict[str, float] | None = None
+    max_occluders: int = 1
+    min_coverage: float = 0.005
+    face_skin: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.max_occluders < 1:
+            raise ValueError("max_occluders must be at least 1")
+
+    @classmethod
+    def from_cli(
+        cls,
+        categories: str | None = None,
+        max_occluders: int | None = None,
+        known: list[str] | None = None,
+    ) -> SampleOptions:
+        """Options from the command line (``--categories a:2,b --max-occluders K``).
+
+        ``known``: the library's categories (default: the bundled library's).
+        """
+        from occlusion_synth.occluders.library import parse_category_weights
+
+        weights = parse_category_weights(categories, known) if categories else None
+        return cls(category_weights=weights, max_occluders=max_occluders or 1)
+
+
+@dataclass
+class Sample:
+    """A training triple and its JSON-able metadata (``meta``)."""
+
+    key: str
+    input: np.ndarray
+    mask: np.ndarray
+    target: np.ndarray
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def slot_of(category: str) -> str:
+    """The slot a category occupies (its own name when unknown)."""
+    return SLOTS.get(category, category)
+
+
+def compatible(category: str, chosen: list[str]) -> bool:
+    """Whether ``category`` can join the already ``chosen`` categories on one face."""
+    slot = slot_of(category)
+    for other in chosen:
+        o = slot_of(other)
+        if o == slot or frozenset({slot, o}) in EXCLUSIVE_SLOTS:
+            return False
+    return True
+
+
+def cached_face_stats(face: AlignedFace) -> FaceStats:
+    """``realism.face_stats`` of a face, computed once per face (keyed on id and pixels)."""
+    key = (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
+    stats = _STATS_CACHE.get(key)
+    if stats is None:
+        stats = face_stats(face.image)
+        _STATS_CACHE[key] = stats
+        if len(_STATS_CACHE) > _STATS_CACHE_SIZE:
+            _STATS_CACHE.popitem(last=False)
+    else:
+        _STATS_CACHE.move_to_end(key)
+    return stats
+
+
+def cheek_colour(face: AlignedFace) -> np.ndarray:
+    """Median RGB of two small cheek patches (below each eye, beside the nose)."""
+    lm = face.landmarks
+    img = face.image
+    h, w = img.shape[:2]
+    iod = max(lm.inter_ocular, 10.0)
+    r = max(int(iod * 0.07), 2)
+    patches = []
+    for eye, mouth, side in (("left_eye", "mouth_left", -1), ("right_eye", "mouth_right", 1)):
+        c = 0.55 * lm[eye] + 0.45 * lm[mouth] + np.array([side * 0.12 * iod, 0.0])
+        x, y = int(round(c[0])), int(round(c[1]))
+        patch = img[max(y - r, 0) : min(y + r + 1, h), max(x - r, 0) : min(x + r + 1, w)]
+        if patch.size:
+            patches.append(patch.reshape(-1, 3))
+    if not patches:
+        return SKIN_TONES[2].copy()
+    return np.median(np.concatenate(patches), axis=0).astype(np.float32)
+
+
+def skin_tone(face: AlignedFace, stats: FaceStats, rng: np.random.Generator, p_face: float):
+    """The unlit skin colour (0..255 RGB) for a hand on this face, and where it came from."""
+    if rng.random() < p_face:
+        jitter = rng.uniform(0.9, 1.08) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
+        lit = cheek_colour(face) * jitter
+        light = exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb)
+        return np.clip(lit / light, 20, 250), "face"
+    i = int(rng.integers(len(SKIN_TONES)))
+    tone = SKIN_TONES[i] * rng.uniform(0.94, 1.06, 3).astype(np.float32)
+    return np.clip(tone, 20, 250), "random"
+
+
+def tint_layer(layer: Layer, tone: np.ndarray) -> None:
+    """Recolour ``layer`` in place so its mean colour under its alpha is ``tone``.
+
+    A per-channel ratio: the asset's own shading (creases, nails, knuckles) is kept.
+    """
+    x, y, w, h = cv2.boundingRect(cv2.compare(layer.alpha, 0.0, cv2.CMP_GT))
+    if w == 0 or h == 0:
+        return
+    a = np.ascontiguousarray(layer.alpha[y : y + h, x : x + w])
+    chans = cv2.split(np.ascontiguousarray(layer.rgb[y : y + h, x : x + w]))
+    total = float(a.sum())
+    means = [float((c * a).sum()) / total for c in chans]
+    rgb = layer.rgb.copy()
+    rgb[y : y + h, x : x + w] = cv2.merge(
+        [
+            np.clip(c * (t / 255.0 / max(m, 1e-3)), 0.0, 1.0)
+            for c, t, m in zip(chans, tone, means, strict=True)
+        ]
+    )
+    layer.rgb = rgb
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays (and tuples) inside ``obj`` to plain Python."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def default_key(face: AlignedFace) -> str:
+    """A shard-safe key (letters, digits, ``_`` and ``-``; no dots) from the source id."""
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", face.source.id).strip("_") or "sample"
+
+
+def _choose_categories(
+    library: OccluderLibrary, rng: np.random.Generator, options: SampleOptions
+) -> list[Any]:
+    """Draw 1..max compatible occluders (``Occluder`` objects) from the library."""
+    weights = options.category_weights
+    if weights is None:
+        weights = {c: 1.0 for c in library.categories}
+    count = int(rng.integers(1, options.max_occluders + 1))
+    chosen: list[Any] = []
+    for _ in range(count):
+        allowed = {
+            c: w
+            for c, w in weights.items()
+            if w > 0 and compatible(c, [o.category for o in chosen])
+        }
+        if not allowed:
+            break
+        chosen.append(library.choose(rng, allowed))
+    return chosen
+
+
+def _draw_layers(
+    face: AlignedFace,
+    library: OccluderLibrary,
+    rng: np.random.Generator,
+    options: SampleOptions,
+    stats: FaceStats,
+) -> tuple[list[Any], list[Layer], list[dict[str, Any]]]:
+    from occlusion_synth.placement import place
+
+    occluders = _choose_categories(library, rng, options)
+    occluders.sort(key=lambda o: SLOT_DEPTH.get(slot_of(o.category), 3))  # stable
+    layers, extra = [], []
+    for occ in occluders:
+        layer = place(occ, face.landmarks, rng)
+        note: dict[str, Any] = {}
+        if layer.category == "hand":
+            tone, origin = skin_tone(face, stats, rng, options.face_skin)
+            tint_layer(layer, tone)
+            note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
+        layers.append(layer)
+        extra.append(note)
+    return occluders, layers, extra
+
+
+def make_sample(
+    face: AlignedFace,
+    library: OccluderLibrary,
+    rng: np.random.Generator,
+    options: SampleOptions | None = None,
+    key: str | None = None,
+) -> Sample:
+    """Occlude ``face`` with occluders from ``library``; every draw comes from ``rng``."""
+    options = options or SampleOptions()
+    stats = cached_face_stats(face)
+    target = face.image
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(face.matrix)[:, :2]))))
+    for _ in range(_MAX_TRIES):
+        occluders, layers, extra = _draw_layers(face, library, rng, options, stats)
+        inp, mask, info = composite(
+            target, layers, rng, face.jpeg_quality, stats=stats, source_scale=scale
+        )
+        coverage = float(np.count_nonzero(mask)) / mask.size
+        if coverage >= options.min_coverage:
+            break
+
+    lm = face.landmarks
+    landmarks: dict[str, Any] = lm.flat()
+    landmarks["provider"] = lm.provider
+    landmarks["estimated"] = sorted(lm.estimated)
+    occ_meta = []
+    for layer, note in zip(layers, extra, strict=True):
+        entry = {"name": layer.name, "category": layer.category, "slot": slot_of(layer.category)}
+        entry["params"] = layer.params
+        entry.update(note)
+        occ_meta.append(entry)
+    meta = {
+        "source_id": face.source.id,
+        "source_split": face.source.split,
+        "occluders": occ_meta,
+        "categories": "+".join(layer.category for layer in layers),
+        "landmarks": landmarks,
+        "coverage": coverage,
+        "jpeg_quality": face.jpeg_quality,
+        "compose": info,
+    }
+    return Sample(
+        key=key or default_key(face),
+        input=inp,
+        mask=mask,
+        target=target,
+        meta=_jsonable(meta),
+    )

@@ -1,0 +1,251 @@
+"""Check a built dataset end to end: every shard, every sample, the manifest and the card.
+
+``verify_dataset(root)`` never stops at the first problem: it returns every one it finds,
+each as one line naming the shard and key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing as mp
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import shards
+from .canonical import CANONICAL_SIZE
+
+#: Largest allowed |coverage in manifest - coverage of the mask|.
+COVERAGE_TOLERANCE = 1e-6
+
+
+@dataclass
+class SampleInfo:
+    """What the cross-checks need from a sample read in a shard."""
+
+    shard: str
+    split: str | None
+    coverage: float | None
+    source_id: str | None
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of ``verify_dataset``: counts and every problem found."""
+
+    root: Path
+    shards: int = 0
+    samples: int = 0
+    splits: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        per_split = ", ".join(f"{k} {v}" for k, v in sorted(self.splits.items()))
+        head = f"{self.samples} samples ({per_split or 'none'}) in {self.shards} shard(s)"
+        if self.ok:
+            return f"OK: {head} in {self.root}"
+        return f"FAILED: {head} in {self.root}; {len(self.problems)} problem(s)"
+
+
+def check_sample(
+    key: str, members: dict[str, bytes], shard_split: str | None
+) -> tuple[list[str], SampleInfo | None]:
+    """Problems of one sample (members, decoding, sizes, modes, mask, invariant, metadata)."""
+    problems: list[str] = []
+    if "." in key or "/" in key:
+        problems.append("key contains a dot or a slash")
+    missing = [m for m in shards.MEMBERS if m not in members]
+    extra = sorted(set(members) - set(shards.MEMBERS))
+    if missing:
+        problems.append(f"missing member(s): {', '.join(missing)}")
+    if extra:
+        problems.append(f"unexpected member(s): {', '.join(extra)}")
+    images: dict[str, np.ndarray] = {}
+    for name, mode in (("input.png", "RGB"), ("mask.png", "L"), ("target.png", "RGB")):
+        if name not in members:
+            continue
+        try:
+            arr = shards.decode_png(members[name], mode)
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is a finding
+            problems.append(f"{name} does not decode as a {mode} PNG ({exc})")
+            continue
+        if arr.shape[:2] != (CANONICAL_SIZE, CANONICAL_SIZE):
+            problems.append(f"{name} is {arr.shape[1]}x{arr.shape[0]}, expected 256x256")
+            continue
+        images[name] = arr
+    mask = images.get("mask.png")
+    if mask is not None:
+        grey = np.count_nonzero((mask != 0) & (mask != 255))
+        if grey:
+            problems.append(f"mask has {grey} pixel(s) that are neither 0 nor 255")
+    if mask is not None and "input.png" in images and "target.png" in images:
+        outside = mask == 0
+        differs = np.any(images["input.png"] != images["target.png"], axis=-1) & outside
+        n = int(np.count_nonzero(differs))
+        if n:
+            problems.append(f"input differs from target at {n} pixel(s) outside the mask")
+    meta: dict[str, Any] = {}
+    if "json" in members:
+        try:
+            meta = json.loads(members["json"].decode("utf-8"))
+            if not isinstance(meta, dict):
+                raise ValueError("not an object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"json does not parse ({exc})")
+            meta = {}
+    if meta:
+        if meta.get("key", key) != key:
+            problems.append(f"json key {meta.get('key')!r} differs from the member key")
+        if shard_split is not None and meta.get("split") != shard_split:
+            problems.append(f"json split {meta.get('split')!r} in a {shard_split} shard")
+    coverage = None if mask is None else float(np.count_nonzero(mask)) / mask.size
+    if coverage is not None and isinstance(meta.get("coverage"), (int, float)):
+        if abs(meta["coverage"] - coverage) > COVERAGE_TOLERANCE:
+            problems.append(f"json coverage {meta['coverage']} but the mask covers {coverage}")
+    info = SampleInfo(
+        shard="", split=meta.get("split"), coverage=coverage, source_id=meta.get("source_id")
+    )
+    return problems, info
+
+
+def check_shard(path: Path) -> tuple[list[str], dict[str, SampleInfo]]:
+    """Problems of one shard file and what its samples say, keyed by sample key."""
+    parsed = shards.parse_shard_name(path.name)
+    split = parsed[0] if parsed else None
+    problems: list[str] = []
+    seen: dict[str, SampleInfo] = {}
+    try:
+        for key, members in shards.read_shard(path):
+            found, info = check_sample(key, members, split)
+            problems.extend(f"{path.name}: {key}: {p}" for p in found)
+            if info is not None:
+                info.shard = path.name
+                seen[key] = info
+    except shards.ShardError as exc:
+        problems.append(f"{path.name}: {exc}")
+    return problems, seen
+
+
+def _leftovers(root: Path) -> list[str]:
+    problems = []
+    for folder in (root, root / shards.SHARDS_DIR):
+        if not folder.is_dir():
+            continue
+        for p in sorted(folder.iterdir()):
+            if p.name.endswith(shards.TMP_SUFFIX):
+                problems.append(f"leftover partial file {p.relative_to(root)}")
+            elif folder.name == shards.SHARDS_DIR and not shards.parse_shard_name(p.name):
+                problems.append(f"unexpected file {p.relative_to(root)}")
+    if (root / ".partial").exists():
+        problems.append("unfinished build (.partial/ present): rerun the build with --resume")
+    return problems
+
+
+def _map(fn: Callable, items: list, workers: int) -> Iterator:
+    if workers <= 1 or len(items) <= 1:
+        yield from map(fn, items)
+        return
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    with ctx.Pool(min(workers, len(items))) as pool:
+        yield from pool.imap(fn, items)
+
+
+def verify_dataset(
+    root: str | Path, workers: int = 1, progress: Callable[[int], None] | None = None
+) -> VerifyReport:
+    """Read every shard and check every sample, the manifest and ``dataset.json``."""
+    root = Path(root)
+    report = VerifyReport(root=root)
+    if not root.is_dir():
+        report.problems.append(f"{root} is not a folder")
+        return report
+    report.problems.extend(_leftovers(root))
+    paths = shards.list_shards(root)
+    report.shards = len(paths)
+    if not paths:
+        report.problems.append(f"no shards in {root / shards.SHARDS_DIR}")
+    samples: dict[str, SampleInfo] = {}
+    for shard_problems, seen in _map(check_shard, paths, workers):
+        report.problems.extend(shard_problems)
+        for key, info in seen.items():
+            if key in samples:
+                report.problems.append(
+                    f"{info.shard}: {key}: duplicate key (also in {samples[key].shard})"
+                )
+                continue
+            samples[key] = info
+            split = shards.parse_shard_name(info.shard)[0]
+            report.splits[split] = report.splits.get(split, 0) + 1
+        if progress is not None:
+            progress(1)
+    report.samples = len(samples)
+    report.problems.extend(_check_manifest(root, samples))
+    report.problems.extend(_check_card(root, report))
+    return report
+
+
+def _check_manifest(root: Path, samples: dict[str, SampleInfo]) -> list[str]:
+    try:
+        manifest = shards.read_manifest(root)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken manifest is a finding
+        return [f"{shards.MANIFEST}: cannot read ({exc})"]
+    problems = []
+    needed = {"key", "split", "shard", "source_id", "categories", "coverage", "seed"}
+    lacking = sorted(needed - set(manifest.columns))
+    if lacking:
+        return [f"{shards.MANIFEST}: lacks column(s) {', '.join(lacking)}"]
+    keys = manifest["key"].astype(str)
+    for key in sorted(keys[keys.duplicated()].unique()):
+        problems.append(f"{shards.MANIFEST}: key {key} appears twice")
+    rows = manifest.drop_duplicates("key").set_index("key")
+    for key in sorted(set(rows.index) - set(samples)):
+        problems.append(f"{shards.MANIFEST}: {key} is in the manifest but in no shard")
+    for key in sorted(set(samples) - set(rows.index)):
+        problems.append(f"{samples[key].shard}: {key}: not in the manifest")
+    for key in sorted(set(samples) & set(rows.index)):
+        info, row = samples[key], rows.loc[key]
+        where = f"{info.shard}: {key}"
+        if row["shard"] != info.shard:
+            problems.append(f"{where}: manifest says shard {row['shard']}")
+        if info.split is not None and row["split"] != info.split:
+            problems.append(f"{where}: manifest split {row['split']} but json says {info.split}")
+        if info.source_id is not None and row["source_id"] != info.source_id:
+            problems.append(
+                f"{where}: manifest source {row['source_id']} but json says {info.source_id}"
+            )
+        if info.coverage is not None and not math.isclose(
+            float(row["coverage"]), info.coverage, abs_tol=COVERAGE_TOLERANCE
+        ):
+            problems.append(
+                f"{where}: manifest coverage {row['coverage']} but the mask covers {info.coverage}"
+            )
+    return problems
+
+
+def _check_card(root: Path, report: VerifyReport) -> list[str]:
+    try:
+        card = shards.read_dataset_card(root)
+        counts = card["counts"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return [f"{shards.DATASET_CARD}: cannot read counts ({exc})"]
+    problems = []
+    if counts.get("samples") != report.samples:
+        problems.append(
+            f"{shards.DATASET_CARD}: says {counts.get('samples')} samples, shards hold "
+            f"{report.samples}"
+        )
+    for split, n in sorted((counts.get("splits") or {}).items()):
+        if report.splits.get(split, 0) != n:
+            problems.append(
+                f"{shards.DATASET_CARD}: says {n} {split} samples, shards hold "
+                f"{report.splits.get(split, 0)}"
+            )
+    return problems

@@ -1,0 +1,201 @@
+"""The compositor: the exact-mask invariant, realism effects confined to the mask, lighting."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from occlusion_synth.compose import composite
+from occlusion_synth.layers import Layer
+from occlusion_synth.realism import face_stats, noise_sigma
+
+SIZE = 256
+
+
+def random_target(rng: np.random.Generator, level: float | None = None) -> np.ndarray:
+    """A face-like photo: smooth shading, some structure, sensor noise."""
+    yy, xx = np.mgrid[0:SIZE, 0:SIZE].astype(np.float32) / SIZE
+    base = level if level is not None else rng.uniform(40, 210)
+    shade = base * (0.8 + 0.4 * (rng.uniform(-1, 1) * xx + rng.uniform(-1, 1) * yy))
+    img = shade[..., None] * rng.uniform(0.7, 1.2, 3).astype(np.float32)
+    cv2.ellipse(img, (128, 140), (70, 95), 0, 0, 360, (base * 1.1, base * 0.9, base * 0.8), -1)
+    img += rng.normal(0, rng.uniform(0, 4), img.shape).astype(np.float32)
+    return np.clip(np.rint(img), 0, 255).astype(np.uint8)
+
+
+def random_layer(rng: np.random.Generator, name: str = "thing") -> Layer:
+    """An anti-aliased random shape anywhere (also touching the border), random material."""
+    canvas = np.zeros((SIZE * 4, SIZE * 4), np.uint8)
+    pts = rng.uniform(-40, SIZE + 40, (int(rng.integers(3, 8)), 2)) * 4
+    cv2.fillPoly(canvas, [pts.astype(np.int32)], 255)
+    if rng.random() < 0.5:
+        c = rng.uniform(0, SIZE, 2) * 4
+        cv2.circle(canvas, (int(c[0]), int(c[1])), int(rng.uniform(8, 60) * 4), 255, -1)
+    alpha = cv2.resize(canvas, (SIZE, SIZE), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha *= rng.uniform(0.3, 1.0) / 255.0 if rng.random() < 0.3 else 1.0 / 255.0
+    rgb = np.empty((SIZE, SIZE, 3), np.float32)
+    rgb[:] = rng.uniform(0, 1, 3)
+    rgb += rng.normal(0, 0.05, rgb.shape).astype(np.float32)
+    contact = None
+    if rng.random() < 0.5:
+        contact = cv2.erode(alpha, np.ones((5, 5), np.uint8)) * rng.uniform(0.3, 1.0)
+    return Layer(
+        rgb=np.clip(rgb, 0, 1),
+        alpha=alpha,
+        name=name,
+        category="test",
+        contact=contact,
+        gloss=float(rng.choice([0.0, rng.uniform(0, 1)])),
+    )
+
+
+def disc_layer(colour: float, radius: int = 40, gloss: float = 0.0) -> Layer:
+    alpha = np.zeros((SIZE, SIZE), np.float32)
+    cv2.circle(alpha, (128, 150), radius, 1.0, -1, lineType=cv2.LINE_AA)
+    rgb = np.full((SIZE, SIZE, 3), colour, np.float32)
+    return Layer(rgb=rgb, alpha=alpha, name="disc", category="test", gloss=gloss)
+
+
+def assert_exact_mask(target: np.ndarray, out: np.ndarray, mask: np.ndarray) -> None:
+    assert out.dtype == np.uint8 and out.shape == target.shape
+    assert mask.dtype == np.uint8 and mask.shape == target.shape[:2]
+    assert set(np.unique(mask)) <= {0, 255}
+    changed = (out != target).any(axis=2)
+    np.testing.assert_array_equal(mask == 255, changed)
+    np.testing.assert_array_equal(out[mask == 0], target[mask == 0])
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_invariant_random_layers(seed: int) -> None:
+    rng = np.random.default_rng([7, seed])
+    target = random_target(rng)
+    before = target.copy()
+    layers = [random_layer(rng, f"l{i}") for i in range(int(rng.integers(0, 4)))]
+    quality = int(rng.integers(30, 96)) if rng.random() < 0.4 else None
+    scale = float(rng.choice([1.0, 0.6, 2.9]))
+    out, mask, info = composite(target, layers, rng, jpeg_quality=quality, source_scale=scale)
+    np.testing.assert_array_equal(target, before)  # the target is never modified
+    assert_exact_mask(target, out, mask)
+    assert len(info["layers"]) <= len(layers)
+
+
+def test_no_layers_and_invisible_layer_change_nothing() -> None:
+    rng = np.random.default_rng(0)
+    target = random_target(rng)
+    out, mask, _ = composite(target, [], rng)
+    np.testing.assert_array_equal(out, target)
+    assert not mask.any()
+    faint = disc_layer(1.0)
+    faint.alpha *= 1e-4  # rounds to no change anywhere: nothing is masked
+    out, mask, _ = composite(target, [faint], rng)
+    np.testing.assert_array_equal(out, target)
+    assert not mask.any()
+
+
+def test_shadow_and_soft_edges_are_masked_and_extend_past_the_object() -> None:
+    rng = np.random.default_rng(3)
+    target = np.full((SIZE, SIZE, 3), 180, np.uint8)
+    layer = disc_layer(0.1)
+    layer.contact = layer.alpha.copy()
+    out, mask, info = composite(target, [layer], rng)
+    assert_exact_mask(target, out, mask)
+    # Feathering and the contact shadow darken pixels outside the hard object...
+    outside = (layer.alpha == 0) & (mask == 255)
+    assert outside.sum() > 200
+    assert (out[outside].astype(int) <= target[outside]).all()
+    # ...but the effect is local: far from the disc nothing changes.
+    assert not mask[:60].any() and not mask[:, :60].any()
+    assert info["layers"][0]["shadow"]["from_contact"]
+
+
+def test_gloss_adds_a_highlight_only_inside_the_mask() -> None:
+    target = np.full((SIZE, SIZE, 3), 120, np.uint8)
+    matte, _, _ = composite(target, [disc_layer(0.2, gloss=0.0)], np.random.default_rng(1))
+    shiny, mask, _ = composite(target, [disc_layer(0.2, gloss=1.0)], np.random.default_rng(1))
+    assert_exact_mask(target, shiny, mask)
+    body = disc_layer(0.2).alpha > 0.99
+    assert shiny[body].max() > matte[body].max() + 30
+    assert np.median(shiny[body]) < np.median(matte[body]) + 10  # a highlight, not a wash
+
+
+def test_jpeg_path_only_touches_masked_pixels() -> None:
+    rng = np.random.default_rng(5)
+    target = random_target(rng)
+    layer = random_layer(rng)
+    plain, _, _ = composite(target, [layer], np.random.default_rng(9))
+    jpeg, mask, info = composite(target, [layer], np.random.default_rng(9), jpeg_quality=40)
+    assert info["jpeg_quality"] == 40
+    assert_exact_mask(target, jpeg, mask)
+    assert (jpeg != plain).any()  # JPEG artefacts were really applied inside
+
+
+def test_dark_face_darkens_a_white_mask_more_than_a_bright_face() -> None:
+    means = {}
+    for level in (60, 200):
+        target = random_target(np.random.default_rng(2), level=level)
+        out, _, _ = composite(target, [disc_layer(0.95)], np.random.default_rng(4))
+        core = np.zeros((SIZE, SIZE), bool)
+        cv2.circle(core.view(np.uint8), (128, 150), 30, 1, -1)
+        means[level] = out[core].mean()
+    assert means[60] < means[200] - 20
+    assert means[200] > 180  # a white mask on a bright face stays white-ish
+
+
+def test_black_object_stays_dark_and_white_stays_light_on_a_tinted_face() -> None:
+    target = np.zeros((SIZE, SIZE, 3), np.uint8)
+    target[:] = (190, 120, 90)  # a warm, well-lit face
+    dark, _, _ = composite(target, [disc_layer(0.05)], np.random.default_rng(0))
+    white, _, _ = composite(target, [disc_layer(0.95)], np.random.default_rng(0))
+    assert dark[150, 128].max() < 40
+    px = white[150, 128].astype(int)
+    assert px.min() > 170 and px.max() - px.min() < 40  # warm-ish, not skin coloured
+
+
+def test_noise_is_matched_to_the_photo() -> None:
+    clean = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    noisy = np.clip(128 + np.random.default_rng(0).normal(0, 6, clean.shape), 0, 255)
+    noisy = noisy.astype(np.uint8)
+    assert noise_sigma(clean[..., 0].astype(np.float32)) < 0.5
+    assert 3.4 < face_stats(noisy).noise_sigma < 4.6  # luma of sigma-6 RGB noise: 4.0
+    layer = disc_layer(0.5)
+    a, _, _ = composite(clean, [layer], np.random.default_rng(0))
+    b, _, _ = composite(noisy, [layer], np.random.default_rng(0))
+    assert a[135:165, 115:140].std(axis=(0, 1)).max() < 1.0
+    assert b[135:165, 115:140].std(axis=(0, 1)).min() > 3.0
+
+
+def test_layers_composite_in_order() -> None:
+    target = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    red, blue = disc_layer(0.0), disc_layer(0.0)
+    red.rgb[:] = (1, 0, 0)
+    blue.rgb[:] = (0, 0, 1)
+    out, _, info = composite(target, [red, blue], np.random.default_rng(0))
+    assert out[150, 128, 2] > out[150, 128, 0]
+    out, _, _ = composite(target, [blue, red], np.random.default_rng(0))
+    assert out[150, 128, 0] > out[150, 128, 2]
+    assert [layer["name"] for layer in info["layers"]] == ["disc", "disc"]
+
+
+def test_same_seed_same_result() -> None:
+    rng = np.random.default_rng(11)
+    target = random_target(rng)
+    layers = [random_layer(rng) for _ in range(2)]
+    a = composite(target, layers, np.random.default_rng(1), jpeg_quality=80)
+    b = composite(target, layers, np.random.default_rng(1), jpeg_quality=80)
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert a[2] == b[2]
+
+
+def test_reshoot_through_a_low_resolution_source_softens_only_masked_pixels() -> None:
+    rng = np.random.default_rng(8)
+    target = random_target(rng)
+    layer = disc_layer(0.9)
+    layer.rgb[::4] = 0.1  # fine stripes: lost when re-shot through a 2.9x smaller source
+    sharp, _, _ = composite(target, [layer], np.random.default_rng(2))
+    soft, mask, info = composite(target, [layer], np.random.default_rng(2), source_scale=2.9)
+    assert info["source_scale"] == 2.9
+    assert_exact_mask(target, soft, mask)
+    body = layer.alpha > 0.99
+    assert soft[body].std() < 0.5 * sharp[body].std()

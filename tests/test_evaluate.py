@@ -1,0 +1,165 @@
+"""fdsgan-eval end to end on a tiny checkpoint and toy shards (no ../shared needed)."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
+
+from fdsgan_train.baselines import METHODS
+from fdsgan_train.cli_eval import eval_main
+
+N_TEST = 3
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A randomly initialised ``tiny`` checkpoint in the trainer's format, and toy shards."""
+    import torch
+
+    from fdsgan_train.checkpoint import save_checkpoint
+    from fdsgan_train.config import load_config
+    from fdsgan_train.models import build_models
+    from fdsgan_train.toy_data import write_toy_shards
+
+    root = tmp_path_factory.mktemp("eval")
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    nets = build_models(cfg)
+    ckpt = root / "tiny.pt"
+    save_checkpoint(ckpt, {"config": cfg, "models": {k: n.state_dict() for k, n in nets.items()}})
+    data = write_toy_shards(root / "data", {"train": 2, "test": N_TEST})
+    return root, ckpt, data
+
+
+def _read_test_samples(data):
+    """The test split read independently of the project: tarfile + PIL."""
+    samples = {}
+    for shard in sorted((data / "shards").glob("test-*.tar")):
+        with tarfile.open(shard) as tar:
+            for m in tar.getmembers():
+                key, part = m.name.split(".", 1)
+                if part.endswith("png"):
+                    img = Image.open(io.BytesIO(tar.extractfile(m).read()))
+                    samples.setdefault(key, {})[part[:-4]] = np.asarray(img)
+    return samples
+
+
+def test_eval_writes_all_outputs_and_rows_match_an_independent_computation(setup):
+    root, ckpt, data = setup
+    out = root / "out"
+    res = CliRunner().invoke(
+        eval_main, ["--checkpoint", str(ckpt), "--data", str(data), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(out / "metrics.csv", keep_default_na=True)
+    assert len(frame) == N_TEST * len(METHODS)
+    assert set(frame["method"]) == set(METHODS)
+    assert set(frame["category"]) == {"rectangle"}
+
+    samples = _read_test_samples(data)
+    assert set(frame["key"]) == set(samples)
+    for key, s in samples.items():
+        telea = cv2.inpaint(s["input"], s["mask"], 3, cv2.INPAINT_TELEA)
+        for method, result in (("input", s["input"]), ("telea", telea)):
+            row = frame[(frame["key"] == key) & (frame["method"] == method)].iloc[0]
+            ssim = structural_similarity(
+                result,
+                s["target"],
+                channel_axis=2,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+                data_range=255,
+            )
+            assert row["ssim"] == pytest.approx(ssim, abs=1e-6)
+            assert row["psnr"] == pytest.approx(
+                peak_signal_noise_ratio(s["target"], result, data_range=255), abs=1e-6
+            )
+            assert row["mse"] == pytest.approx(mean_squared_error(s["target"], result))
+            sel = s["mask"] > 0
+            diff = result[sel].astype(float) - s["target"][sel].astype(float)
+            assert row["masked_mse"] == pytest.approx(np.mean(diff**2))
+    # composited model rows leave the outside of the mask alone: better than raw there
+    mean = frame.groupby("method")["mse"].mean()
+    assert mean["stage2"] < mean["stage2_raw"] and mean["stage1"] < mean["stage1_raw"]
+
+    summary = (out / "summary.md").read_text()
+    for m in METHODS.values():
+        assert f"`{m.name}`" in summary
+    for ref in ("0.9810", "32.803", "34.145", "4.499", "42.504"):
+        assert ref in summary
+    assert "Table 2" in summary and "### rectangle (3 samples)" in summary
+
+    sheet = Image.open(out / "comparison.png")
+    assert sheet.size == (6 * 160, 22 + N_TEST * 160)
+
+
+def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path):
+    from skimage import data as skdata
+
+    root, ckpt, data = setup
+    real = tmp_path / "real"
+    real.mkdir()
+    face = skdata.astronaut()
+    Image.fromarray(face).save(real / "astronaut.jpg", quality=95)
+    mask = np.zeros(face.shape[:2], np.uint8)
+    cv2.ellipse(mask, (224, 140), (32, 15), 5, 0, 360, 255, -1)
+    Image.fromarray(mask).save(real / "astronaut.mask.png")
+    Image.fromarray(face[::2, ::2]).save(real / "unmasked.png")
+    flat = np.full((300, 300, 3), 128, np.uint8)
+    Image.fromarray(flat).save(real / "noface.png")
+    Image.fromarray(np.full((300, 300), 255, np.uint8)).save(real / "noface.mask.png")
+    out = root / "out_real"
+    res = CliRunner().invoke(
+        eval_main,
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--limit",
+            "1",
+            "--real",
+            str(real),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(out / "metrics.csv")
+    real_rows = frame[frame["source"] == "real"]
+    assert set(real_rows[real_rows["key"] == "astronaut"]["method"]) == set(METHODS)
+    assert list(real_rows[real_rows["key"] == "unmasked"]["method"]) == ["input"]
+    assert "noface" not in set(real_rows["key"])
+    assert real_rows[["niqe", "brisque"]].notna().all().all()
+    assert frame[frame["source"] == "synthetic"][["niqe", "brisque"]].isna().all().all()
+    summary = (out / "summary.md").read_text()
+    assert "noface.png: skipped (no face found in the photo)" in summary
+    rows = summary.split("| Method |")[1].split("*Paper")[0]
+    assert "—" not in rows  # every method has NIQE and BRISQUE figures
+
+
+def test_eval_errors_are_one_line_with_exit_code_2(setup, tmp_path):
+    root, ckpt, data = setup
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    runner = CliRunner()
+    cases = [
+        (["--checkpoint", str(bad), "--data", str(data)], "cannot read checkpoint"),
+        (["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(data)], "does not exist"),
+        (["--checkpoint", str(ckpt), "--data", str(data), "--split", "val"], "no 'val' samples"),
+        (["--checkpoint", str(ckpt), "--data", str(tmp_path)], "no 'test' samples"),
+    ]
+    for args, text in cases:
+        res = runner.invoke(eval_main, args + ["--out", str(tmp_path / "o")])
+        assert res.exit_code == 2, res.output
+        assert text in res.output and "Traceback" not in res.output
+        assert len(res.output.strip().splitlines()) == 1

@@ -1,0 +1,167 @@
+"""fdsgan-infer on a demo face: alignment, paste-back, only masked pixels change."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+from skimage import data as skdata
+
+from fdsgan_train.cli_eval import infer_main
+from fdsgan_train.infer import align_photo, paste_back
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    """A randomly initialised ``tiny`` checkpoint in the trainer's format."""
+    import torch
+
+    from fdsgan_train.checkpoint import save_checkpoint
+    from fdsgan_train.config import load_config
+    from fdsgan_train.models import build_models
+
+    cfg = load_config("tiny")
+    torch.manual_seed(0)
+    nets = build_models(cfg)
+    path = tmp_path_factory.mktemp("infer") / "tiny.pt"
+    save_checkpoint(path, {"config": cfg, "models": {k: n.state_dict() for k, n in nets.items()}})
+    return path
+
+
+def _photo_and_mask():
+    """The astronaut, cropped to a non-square size, with an ellipse drawn over the mouth."""
+    photo = np.ascontiguousarray(skdata.astronaut()[:430, 40:500])  # 460 x 430
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.ellipse(mask, (184, 140), (32, 15), 5, 0, 360, 255, -1)
+    return photo, mask
+
+
+def _save(folder, photo, mask, name="astro"):
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(photo).save(folder / f"{name}.png")
+    Image.fromarray(mask).save(folder / f"{name}.mask.png")
+    return folder / f"{name}.png", folder / f"{name}.mask.png"
+
+
+def test_infer_changes_only_the_masked_pixels(ckpt, tmp_path):
+    photo, mask = _photo_and_mask()
+    img, msk = _save(tmp_path, photo, mask)
+    out = tmp_path / "result.png"
+    res = CliRunner().invoke(
+        infer_main,
+        ["--checkpoint", str(ckpt), "--image", str(img), "--mask", str(msk), "--out", str(out)],
+    )
+    assert res.exit_code == 0, res.output
+    result = np.asarray(Image.open(out))
+    assert result.shape == photo.shape
+    assert np.array_equal(result[mask == 0], photo[mask == 0])
+    changed = np.any(result != photo, axis=2)
+    assert changed[mask > 0].mean() > 0.5  # the untrained model paints most masked pixels
+
+
+def test_alignment_round_trip_puts_the_face_back_where_it_was():
+    photo, mask = _photo_and_mask()
+    aligned = align_photo(photo, mask)
+    assert aligned.image.shape == (256, 256, 3) and aligned.mask.shape == (256, 256)
+    # the warped mask covers the mouth region of the canonical frame (mouth y ~ 175)
+    ys, xs = np.nonzero(aligned.mask)
+    assert 150 < ys.mean() < 200 and 100 < xs.mean() < 160
+    # pasting the aligned image itself back reproduces the photo inside the mask
+    back, outside = paste_back(photo, mask, aligned.image, aligned.matrix)
+    assert outside == 0
+    err = np.abs(back.astype(int) - photo.astype(int))[mask > 0]
+    assert err.mean() < 6
+    assert np.array_equal(back[mask == 0], photo[mask == 0])
+
+
+def test_infer_folders_pair_by_stem(ckpt, tmp_path):
+    photo, mask = _photo_and_mask()
+    _save(tmp_path / "in", photo, mask, "a")
+    Image.fromarray(photo[:, ::-1]).save(tmp_path / "in" / "b.png")  # no mask: not processed
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    (tmp_path / "in" / "a.mask.png").rename(masks / "a.png")
+    res = CliRunner().invoke(
+        infer_main,
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--image",
+            str(tmp_path / "in"),
+            "--mask",
+            str(masks),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+
+
+def test_infer_errors_are_one_line_with_exit_code_2(ckpt, tmp_path):
+    photo, mask = _photo_and_mask()
+    img, _ = _save(tmp_path, photo, mask)
+    small = tmp_path / "small.png"
+    Image.fromarray(mask[::2, ::2]).save(small)
+    noface = tmp_path / "flat.png"
+    Image.fromarray(np.full((300, 280, 3), 90, np.uint8)).save(noface)
+    flat_mask = tmp_path / "flat.mask.png"
+    Image.fromarray(np.full((300, 280), 255, np.uint8)).save(flat_mask)
+    cases = [
+        (img, small, "must be the size of the photo"),
+        (noface, flat_mask, "no face found"),
+    ]
+    for image, m, text in cases:
+        res = CliRunner().invoke(
+            infer_main,
+            [
+                "--checkpoint",
+                str(ckpt),
+                "--image",
+                str(image),
+                "--mask",
+                str(m),
+                "--out",
+                str(tmp_path / "o.png"),
+            ],
+        )
+        assert res.exit_code == 2, res.output
+        assert text in res.output and len(res.output.strip().splitlines()) == 1
+
+
+def test_infer_on_a_development_photo(ckpt, shared_data, tmp_path):
+    photo_path = sorted((shared_data / "faces_misc").glob("*.jpg"))[0]
+    from fdsgan_train.infer import align_photo as _align
+    from fdsgan_train.infer import read_photo
+
+    photo = read_photo(photo_path)
+    # draw the mask over the mouth found by the aligner: canonical mouth box mapped back
+    probe = _align(photo, np.zeros(photo.shape[:2], np.uint8))
+    inv = cv2.invertAffineTransform(probe.matrix)
+    centre = inv @ np.array([127.0, 175.0, 1.0])
+    scale = float(np.sqrt(abs(np.linalg.det(inv[:, :2]))))
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    axes = (int(40 * scale), int(20 * scale))
+    cv2.ellipse(mask, (int(centre[0]), int(centre[1])), axes, 0, 0, 360, 255, -1)
+    mpath = tmp_path / "m.png"
+    Image.fromarray(mask).save(mpath)
+    out = tmp_path / "r.png"
+    res = CliRunner().invoke(
+        infer_main,
+        [
+            "--checkpoint",
+            str(ckpt),
+            "--image",
+            str(photo_path),
+            "--mask",
+            str(mpath),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    result = np.asarray(Image.open(out))
+    assert result.shape == photo.shape
+    assert np.array_equal(result[mask == 0], photo[mask == 0])

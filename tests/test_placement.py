@@ -1,0 +1,194 @@
+"""Landmark-anchored placement on the canonical mean shape (no photos needed)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from occlusion_synth.canonical import CANONICAL_SIZE, MEAN_SHAPE, Landmarks
+from occlusion_synth.occluders.library import OccluderLibrary
+from occlusion_synth.placement import estimate_yaw, outline_region, place
+
+S = CANONICAL_SIZE
+
+
+@pytest.fixture(scope="module")
+def lib() -> OccluderLibrary:
+    return OccluderLibrary.load()
+
+
+def mean_landmarks(roll_deg: float = 0.0, shift=(0.0, 0.0)) -> Landmarks:
+    """The mean shape, rotated by ``roll_deg`` about the frame centre and shifted."""
+    th = np.deg2rad(roll_deg)
+    R = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
+    c = np.array([S / 2, S / 2])
+    pts = {k: tuple(R @ (np.asarray(v) - c) + c + shift) for k, v in MEAN_SHAPE.items()}
+    return Landmarks(pts, provider="mean")
+
+
+def lens_centre(layer, occ, side: str, lm: Landmarks) -> np.ndarray:
+    """Centroid of the layer's lens region: the hole inside the frame around ``side``'s eye."""
+    region = outline_region(layer.alpha) & ~(layer.alpha > 0.5)
+    n, lab = cv2.connectedComponents(region.astype(np.uint8))
+    x, y = np.round(lm[side]).astype(int)
+    ys, xs = np.nonzero(lab == lab[y, x])
+    return np.array([xs.mean(), ys.mean()])
+
+
+@pytest.mark.parametrize("roll", [0.0, 15.0])
+def test_eyewear_lens_centres_on_the_eyes_and_follow_roll(lib, roll: float) -> None:
+    lm = mean_landmarks(roll)
+    occ = next(o for o in lib.by_category("eyeglasses") if "round" in o.name)
+    for seed in range(4):  # with the sidecar's jitter (offsets up to 0.08 inter-ocular)
+        layer = place(occ, lm, np.random.default_rng(seed))
+        for side in ("left_eye", "right_eye"):
+            assert np.linalg.norm(lens_centre(layer, occ, side, lm) - lm[side]) < 6.0
+        assert abs(layer.params["rotation_deg"] - roll) < 4.0  # jitter is at most 3 degrees
+    still = dataclasses.replace(occ, placement={"rule": "eyewear"}, cache=occ.cache)
+    layer = place(still, lm, np.random.default_rng(0))
+    assert abs(layer.params["rotation_deg"] - np.rad2deg(lm.roll)) < 0.01
+    for side in ("left_eye", "right_eye"):
+        assert np.linalg.norm(lens_centre(layer, occ, side, lm) - lm[side]) < 1.5
+    for occ in lib.by_category("sunglasses"):
+        layer = place(occ, lm, np.random.default_rng(1))
+        for side in ("left_eye", "right_eye"):
+            x, y = lm[side]
+            assert layer.alpha[int(y), int(x)] > 0.3, occ.name
+
+
+def test_eyeglasses_outline_contains_eyes(lib) -> None:
+    lm = mean_landmarks(-10.0, (6, -4))
+    for occ in lib.by_category("eyeglasses"):
+        region = outline_region(place(occ, lm, np.random.default_rng(3)).alpha)
+        for side in ("left_eye", "right_eye"):
+            x, y = np.round(lm[side]).astype(int)
+            assert region[y, x], occ.name
+
+
+def test_yaw_shrinks_the_far_side(lib) -> None:
+    lm = mean_landmarks()
+    turned = Landmarks(dict(lm.points), provider="mean")
+    nx, ny = turned.points["nose_tip"]
+    turned.points["nose_tip"] = (nx + 12, ny)  # face turned towards image right
+    assert estimate_yaw(turned) > 0.3 > abs(estimate_yaw(lm))
+    occ = lib.by_category("sunglasses")[0]
+    layer = place(occ, turned, np.random.default_rng(0))
+    col = layer.alpha > 0.5
+    left_h = col[:, int(turned["left_eye"][0])].sum()
+    right_h = col[:, int(turned["right_eye"][0])].sum()
+    assert right_h < 0.92 * left_h
+
+
+@pytest.mark.parametrize("category", ["medical_mask", "cloth_mask"])
+def test_masks_cover_nose_tip_and_mouth_corners(lib, category: str) -> None:
+    for roll in (0.0, 12.0):
+        lm = mean_landmarks(roll)
+        for i, occ in enumerate(lib.by_category(category)):
+            layer = place(occ, lm, np.random.default_rng(i))
+            for name in ("nose_tip", "mouth_left", "mouth_right"):
+                x, y = np.round(lm[name]).astype(int)
+                assert layer.alpha[y, x] > 0.9, (occ.name, name)
+            x, y = np.round(lm["left_eye"]).astype(int)
+            assert layer.alpha[y, x] == 0, occ.name  # masks stay below the eyes
+
+
+def test_scarves_cover_mouth_to_bottom_edge_but_not_nose(lib) -> None:
+    lm = mean_landmarks()
+    for i, occ in enumerate(lib.by_category("scarf")):
+        layer = place(occ, lm, np.random.default_rng(i))
+        for name in ("mouth_left", "mouth_right", "chin"):
+            x, y = np.round(lm[name]).astype(int)
+            assert layer.alpha[y, x] > 0.9, (occ.name, name)
+        x, y = np.round(lm["nose_tip"]).astype(int)
+        assert layer.alpha[y - 4, x] < 0.1, occ.name
+        assert layer.alpha[-1, int(lm["chin"][0])] > 0.9, occ.name
+
+
+def touches_edge(alpha: np.ndarray) -> bool:
+    return bool(max(alpha[0].max(), alpha[-1].max(), alpha[:, 0].max(), alpha[:, -1].max()) > 0.5)
+
+
+@pytest.mark.parametrize("category", ["hand", "phone"])
+def test_hands_come_in_from_an_image_edge(lib, category: str) -> None:
+    lm = mean_landmarks(8.0)
+    rng = np.random.default_rng(5)
+    targets = set()
+    for occ in lib.by_category(category):
+        for _ in range(4):
+            layer = place(occ, lm, rng)
+            assert touches_edge(layer.alpha), occ.name
+            targets.add(layer.params["target"])
+            x, y = np.round(layer.params["target_xy"]).astype(int)
+            assert layer.alpha[y, x] > 0.5, (occ.name, layer.params)
+    if category == "hand":
+        assert {"mouth", "left_eye", "right_eye"} <= targets
+
+
+@pytest.mark.parametrize("category", ["microphone", "cup"])
+def test_props_come_from_below_towards_the_mouth(lib, category: str) -> None:
+    lm = mean_landmarks()
+    mouth = (lm["mouth_left"] + lm["mouth_right"]) / 2
+    for i, occ in enumerate(lib.by_category(category)):
+        layer = place(occ, lm, np.random.default_rng(i))
+        assert layer.alpha[-10:].max() > 0.5, occ.name  # reaches the bottom edge region
+        ys, xs = np.nonzero(layer.alpha > 0.5)
+        assert ys.min() < mouth[1] + 0.7 * lm.inter_ocular, occ.name  # up near the mouth
+        assert abs(np.median(xs[ys < ys.min() + 10]) - mouth[0]) < lm.inter_ocular
+
+
+def test_caps_sit_on_the_head_with_the_brim_at_the_brows(lib) -> None:
+    lm = mean_landmarks()
+    iod = lm.inter_ocular
+    brows = (lm["brow_left"] + lm["brow_right"]) / 2
+    for i, occ in enumerate(lib.by_category("cap")):
+        for seed in range(4):
+            layer = place(occ, lm, np.random.default_rng(100 * i + seed))
+            solid = layer.alpha > 0.5
+            ys, xs = np.nonzero(solid)
+            assert 2.0 <= (xs.max() - xs.min()) / iod <= 3.2, occ.name  # about the head's width
+            assert ys.min() < lm["forehead"][1], occ.name  # the crown rises over the hairline
+            bottom = np.nonzero(solid[:, int(round(brows[0]))])[0].max()
+            assert -0.45 <= (bottom - brows[1]) / iod <= 0.3, occ.name  # brim at the brows
+            for eye in ("left_eye", "right_eye"):
+                x, y = np.round(lm[eye]).astype(int)
+                assert layer.alpha[y, x] == 0, occ.name
+
+
+def test_layer_contract(lib) -> None:
+    lm = mean_landmarks(5.0)
+    for cat in lib.categories:
+        occ = lib.by_category(cat)[0]
+        layer = place(occ, lm, np.random.default_rng(0))
+        assert layer.rgb.shape == (S, S, 3) and layer.rgb.dtype == np.float32
+        assert layer.alpha.shape == (S, S) and layer.alpha.dtype == np.float32
+        assert 0 <= layer.alpha.min() and layer.alpha.max() <= 1 and layer.alpha.max() > 0.9
+        assert 0 <= layer.rgb.min() and layer.rgb.max() <= 1
+        spec = occ.material["contact"]
+        touches = bool(spec["points"]) or spec["edge_px"] > 0
+        assert layer.contact is not None and (layer.contact.max() > 0) == touches, cat
+        assert np.all(layer.contact <= layer.alpha + 1e-6)
+        assert layer.category == cat and layer.name == occ.name
+        json.dumps(layer.params)
+
+
+def test_premultiplied_warp_has_no_dark_halo(lib) -> None:
+    """Edge pixels keep the asset's colour: a white mask has no grey rim."""
+    occ = next(o for o in lib.by_category("medical_mask") if "white" in o.name)
+    layer = place(occ, mean_landmarks(7.0), np.random.default_rng(0))
+    edge = (layer.alpha > 0.02) & (layer.alpha < 0.5)
+    inner = layer.alpha > 0.99
+    assert edge.sum() > 50
+    assert layer.rgb[edge].mean() > layer.rgb[inner].mean() - 0.12
+
+
+def test_placement_is_deterministic(lib) -> None:
+    lm = mean_landmarks(3.0)
+    for cat in lib.categories:
+        occ = lib.by_category(cat)[-1]
+        a = place(occ, lm, np.random.default_rng(42))
+        b = place(occ, lm, np.random.default_rng(42))
+        assert np.array_equal(a.alpha, b.alpha) and a.params == b.params

@@ -1,0 +1,103 @@
+"""One sample: occluder choice and compatibility, metadata, determinism, the invariant."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from occlusion_synth.faces import demo_faces, load_aligned
+from occlusion_synth.occluders.library import OccluderLibrary
+from occlusion_synth.sample import (
+    SLOT_DEPTH,
+    SLOTS,
+    SampleOptions,
+    cheek_colour,
+    compatible,
+    make_sample,
+    slot_of,
+)
+
+
+@pytest.fixture(scope="module")
+def faces():
+    return [load_aligned(src, provider="mediapipe") for src in demo_faces()]
+
+
+@pytest.fixture(scope="module")
+def library():
+    return OccluderLibrary.load()
+
+
+def test_compatibility_rule() -> None:
+    assert not compatible("eyeglasses", ["sunglasses"])
+    assert not compatible("scarf", ["medical_mask"])
+    assert not compatible("cup", ["cloth_mask"])
+    assert compatible("sunglasses", ["medical_mask", "hand"])
+    assert slot_of("my_own_thing") == "my_own_thing"
+    assert not compatible("my_own_thing", ["my_own_thing"])
+
+
+def test_invariant_on_demo_faces(faces, library) -> None:
+    opts = SampleOptions(max_occluders=3)
+    for i in range(40):
+        face = faces[i % len(faces)]
+        s = make_sample(face, library, np.random.default_rng([5, i]), opts)
+        changed = (s.input != s.target).any(axis=2)
+        np.testing.assert_array_equal(s.mask == 255, changed)
+        np.testing.assert_array_equal(s.input[s.mask == 0], s.target[s.mask == 0])
+        assert set(np.unique(s.mask)) <= {0, 255}
+        np.testing.assert_array_equal(s.target, face.image)
+        cats = [o["category"] for o in s.meta["occluders"]]
+        assert 1 <= len(cats) <= 3
+        assert all(compatible(c, cats[:k]) for k, c in enumerate(cats))
+        depths = [SLOT_DEPTH.get(slot_of(c), 3) for c in cats]
+        assert depths == sorted(depths)  # worn items first, held objects in front
+
+
+def test_meta_is_json_and_coverage_is_mask_mean(faces, library) -> None:
+    opts = SampleOptions(max_occluders=2)
+    s = make_sample(faces[0], library, np.random.default_rng(3), opts, key="k0001")
+    meta = json.loads(json.dumps(s.meta, allow_nan=False))
+    assert s.key == "k0001"
+    assert meta["coverage"] == pytest.approx((s.mask == 255).mean())
+    assert meta["source_id"] == faces[0].source.id
+    lm = meta["landmarks"]
+    assert lm["provider"] == faces[0].landmarks.provider
+    assert lm["left_eye_x"] == pytest.approx(faces[0].landmarks.points["left_eye"][0])
+    assert isinstance(lm["estimated"], list)
+    for occ in meta["occluders"]:
+        assert occ["category"] in library.categories
+        assert occ["slot"] == SLOTS.get(occ["category"], occ["category"])
+        assert isinstance(occ["params"], dict)
+    assert meta["categories"] == "+".join(o["category"] for o in meta["occluders"])
+    assert len(meta["compose"]["layers"]) == len(meta["occluders"])
+
+
+def test_same_seed_same_sample(faces, library) -> None:
+    opts = SampleOptions(max_occluders=2)
+    a = make_sample(faces[1], library, np.random.default_rng([9, 4]), opts)
+    b = make_sample(faces[1], library, np.random.default_rng([9, 4]), opts)
+    np.testing.assert_array_equal(a.input, b.input)
+    np.testing.assert_array_equal(a.mask, b.mask)
+    assert json.dumps(a.meta) == json.dumps(b.meta)
+
+
+def test_category_weights_are_respected(faces, library) -> None:
+    opts = SampleOptions(category_weights={"sunglasses": 1.0})
+    for i in range(5):
+        s = make_sample(faces[0], library, np.random.default_rng([2, i]), opts)
+        assert [o["category"] for o in s.meta["occluders"]] == ["sunglasses"]
+
+
+def test_hands_take_a_skin_tone(faces, library) -> None:
+    opts = SampleOptions(category_weights={"hand": 1.0}, face_skin=1.0)
+    s = make_sample(faces[0], library, np.random.default_rng(1), opts)
+    occ = s.meta["occluders"][0]
+    assert occ["skin_from"] == "face"
+    cheek = cheek_colour(faces[0])
+    assert cheek[0] > cheek[2]  # a real face's cheek is redder than blue
+    inside = (s.mask == 255) & (s.input != s.target).all(axis=2)
+    hand = s.input[inside].astype(float).mean(axis=0)
+    assert hand[0] > hand[2]
