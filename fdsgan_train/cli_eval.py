@@ -6,6 +6,17 @@ from pathlib import Path
 
 import click
 
+
+def _path_option(*decls: str, help: str, **attrs):
+    """An option naming a file or folder, given to the command as a ``Path``."""
+    return click.option(*decls, type=click.Path(path_type=Path), help=help, **attrs)
+
+
+def _required_path(name: str, help: str):
+    """A required ``Path`` option."""
+    return _path_option(name, required=True, help=help)
+
+
 _DEVICE = click.option(
     "--device",
     default="auto",
@@ -15,27 +26,16 @@ _DEVICE = click.option(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Checkpoint written by fdsgan-train (G1 and G2 are used).",
-)
-@click.option(
-    "--data",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Dataset built by 'occsynth build' (folder holding shards/).",
-)
+@_required_path("--checkpoint", "Checkpoint written by fdsgan-train (G1 and G2 are used).")
+@_required_path("--data", "Dataset built by 'occsynth build' (folder holding shards/).")
 @click.option(
     "--split",
     default="test",
     show_default=True,
     help="Split of the dataset to score (train, val or test).",
 )
-@click.option(
+@_path_option(
     "--real",
-    type=click.Path(path_type=Path),
     default=None,
     help="Folder of real occluded photos for NIQE/BRISQUE. NAME.jpg is paired with "
     "NAME.mask.png: with a mask the face is aligned and every method is scored; "
@@ -55,12 +55,7 @@ _DEVICE = click.option(
     help="Samples per generator forward pass.",
 )
 @_DEVICE
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output folder: metrics.csv, summary.md, comparison.png.",
-)
+@_required_path("--out", "Output folder: metrics.csv, summary.md, comparison.png.")
 def eval_main(
     checkpoint: Path,
     data: Path,
@@ -92,32 +87,15 @@ def eval_main(
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--checkpoint",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Checkpoint written by fdsgan-train.",
-)
-@click.option(
-    "--image",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="A photo of any size, or a folder of photos.",
-)
-@click.option(
+@_required_path("--checkpoint", "Checkpoint written by fdsgan-train.")
+@_required_path("--image", "A photo of any size, or a folder of photos.")
+@_required_path(
     "--mask",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="PNG the size of the photo, non-zero (or opaque) where occluded; or a folder "
+    "PNG the size of the photo, non-zero (or opaque) where occluded; or a folder "
     "of masks paired with the photos by name (NAME.png or NAME.mask.png).",
 )
 @_DEVICE
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Output PNG (single photo) or folder (NAME.png per photo).",
-)
+@_required_path("--out", "Output PNG (single photo) or folder (NAME.png per photo).")
 def infer_main(checkpoint: Path, image: Path, mask: Path, device: str, out: Path) -> None:
     """De-occlude your own photos: the face is found and aligned to the model's 256x256 frame,
     G1 and G2 fill the masked region, and the result is warped back into the original photo.

@@ -9,6 +9,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,19 +33,10 @@ def cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("cache") / "landmarks.parquet"
 
 
-def _options(out: Path, cache: Path, **kw) -> BuildOptions:
-    base = dict(
-        faces="demo",
-        n=10,
-        out=out,
-        seed=3,
-        workers=1,
-        shard_size=4,
-        landmark_cache=str(cache),
-        max_occluders=2,
-    )
-    base.update(kw)
-    return BuildOptions(**base)
+@pytest.fixture(scope="module")
+def options(demo_build_options) -> Callable[..., BuildOptions]:
+    """``options(out, cache, **kw)``: this module's build, 10 samples, seed 3, <= 2 occluders."""
+    return partial(demo_build_options, n=10, seed=3, max_occluders=2)
 
 
 def _hashes(root: Path) -> dict[str, str]:
@@ -52,9 +45,9 @@ def _hashes(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, cache) -> Path:
+def built(tmp_path_factory, cache, options) -> Path:
     out = tmp_path_factory.mktemp("build") / "one"
-    run_build(_options(out, cache), progress=False)
+    run_build(options(out, cache), progress=False)
     return out
 
 
@@ -90,13 +83,13 @@ def test_build_layout_and_card(built):
     assert verify_dataset(built).ok
 
 
-def test_workers_do_not_change_bytes(built, tmp_path, cache):
-    run_build(_options(tmp_path / "two", cache, workers=2), progress=False)
+def test_workers_do_not_change_bytes(built, tmp_path, cache, options):
+    run_build(options(tmp_path / "two", cache, workers=2), progress=False)
     assert _hashes(tmp_path / "two") == _hashes(built)
 
 
-def test_seed_changes_samples(built, tmp_path, cache):
-    run_build(_options(tmp_path / "other", cache, seed=4), progress=False)
+def test_seed_changes_samples(built, tmp_path, cache, options):
+    run_build(options(tmp_path / "other", cache, seed=4), progress=False)
     a = next(shards.iter_samples(built))
     b = next(shards.iter_samples(tmp_path / "other"))
     assert not np.array_equal(a.mask, b.mask) or not np.array_equal(a.input, b.input)
@@ -120,16 +113,16 @@ def test_webdataset_reads_the_build(built):
     assert got[0]["json"]["key"] == got[0]["__key__"]
 
 
-def test_refuses_a_non_empty_folder(built, tmp_path, cache):
+def test_refuses_a_non_empty_folder(built, tmp_path, cache, options):
     with pytest.raises(UserError, match="not empty"):
-        run_build(_options(built, cache), progress=False)
+        run_build(options(built, cache), progress=False)
     stranger = tmp_path / "stranger"
     stranger.mkdir()
     (stranger / "notes.txt").write_text("mine")
     with pytest.raises(UserError, match="refusing"):
-        run_build(_options(stranger, cache, overwrite=True), progress=False)
+        run_build(options(stranger, cache, overwrite=True), progress=False)
     with pytest.raises(UserError, match="options differ"):
-        run_build(_options(built, cache, seed=9, resume=True), progress=False)
+        run_build(options(built, cache, seed=9, resume=True), progress=False)
     result = CliRunner().invoke(
         main,
         [
@@ -147,22 +140,22 @@ def test_refuses_a_non_empty_folder(built, tmp_path, cache):
     assert result.exit_code == 2 and "--resume" in result.output
 
 
-def test_overwrite_replaces(tmp_path, cache, built):
+def test_overwrite_replaces(tmp_path, cache, built, options):
     out = tmp_path / "ow"
     shutil.copytree(built, out)
-    run_build(_options(out, cache, n=5, overwrite=True), progress=False)
+    run_build(options(out, cache, n=5, overwrite=True), progress=False)
     assert len(shards.read_manifest(out)) == 5 and verify_dataset(out).ok
 
 
-def test_resume_of_a_finished_build_is_a_no_op(built, tmp_path, cache):
+def test_resume_of_a_finished_build_is_a_no_op(built, tmp_path, cache, options):
     out = tmp_path / "again"
     shutil.copytree(built, out)
-    result = run_build(_options(out, cache, resume=True), progress=False)
+    result = run_build(options(out, cache, resume=True), progress=False)
     assert result.produced == 0
     assert _hashes(out) == _hashes(built)
 
 
-def test_splits_keep_sources_apart(tmp_path, cache):
+def test_splits_keep_sources_apart(tmp_path, cache, options):
     faces = tmp_path / "faces"
     faces.mkdir()
     import skimage.data
@@ -171,7 +164,7 @@ def test_splits_keep_sources_apart(tmp_path, cache):
     for k in range(6):
         shutil.copy(astronaut, faces / f"person{k}.png")
     out = tmp_path / "split"
-    run_build(_options(out, cache, faces=str(faces), n=14, split=(0.5, 0.25, 0.25)), progress=False)
+    run_build(options(out, cache, faces=str(faces), n=14, split=(0.5, 0.25, 0.25)), progress=False)
     m = shards.read_manifest(out)
     assert m.groupby("source_id")["split"].nunique().max() == 1
     for _, row in m.iterrows():
@@ -202,9 +195,9 @@ def _cli(args: list[str]) -> list[str]:
     return [sys.executable, "-c", code, *args]
 
 
-def test_killed_build_resumes_to_identical_bytes(tmp_path, cache):
+def test_killed_build_resumes_to_identical_bytes(tmp_path, cache, options):
     ref = tmp_path / "ref"
-    run_build(_options(ref, cache, n=24), progress=False)
+    run_build(options(ref, cache, n=24), progress=False)
     out = tmp_path / "killed"
     args = [
         "build",

@@ -9,7 +9,6 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 from PIL import Image
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
@@ -20,23 +19,13 @@ N_TEST = 3
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A randomly initialised ``tiny`` checkpoint in the trainer's format, and toy shards."""
-    import torch
-
-    from fdsgan_train.checkpoint import save_checkpoint
-    from fdsgan_train.config import load_config
-    from fdsgan_train.models import build_models
+def setup(tmp_path_factory, tiny_checkpoint):
+    """The random ``tiny`` checkpoint and toy shards, in a folder for the outputs."""
     from fdsgan_train.toy_data import write_toy_shards
 
     root = tmp_path_factory.mktemp("eval")
-    cfg = load_config("tiny")
-    torch.manual_seed(0)
-    nets = build_models(cfg)
-    ckpt = root / "tiny.pt"
-    save_checkpoint(ckpt, {"config": cfg, "models": {k: n.state_dict() for k, n in nets.items()}})
     data = write_toy_shards(root / "data", {"train": 2, "test": N_TEST})
-    return root, ckpt, data
+    return root, tiny_checkpoint, data
 
 
 def _read_test_samples(data):
@@ -52,12 +41,10 @@ def _read_test_samples(data):
     return samples
 
 
-def test_eval_writes_all_outputs_and_rows_match_an_independent_computation(setup):
+def test_eval_writes_all_outputs_and_rows_match_an_independent_computation(setup, run_cli):
     root, ckpt, data = setup
     out = root / "out"
-    res = CliRunner().invoke(
-        eval_main, ["--checkpoint", str(ckpt), "--data", str(data), "--out", str(out)]
-    )
+    res = run_cli(eval_main, checkpoint=ckpt, data=data, out=out)
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out / "metrics.csv", keep_default_na=True)
     assert len(frame) == N_TEST * len(METHODS)
@@ -102,7 +89,7 @@ def test_eval_writes_all_outputs_and_rows_match_an_independent_computation(setup
     assert sheet.size == (6 * 160, 22 + N_TEST * 160)
 
 
-def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path):
+def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path, run_cli):
     from skimage import data as skdata
 
     root, ckpt, data = setup
@@ -118,21 +105,7 @@ def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path):
     Image.fromarray(flat).save(real / "noface.png")
     Image.fromarray(np.full((300, 300), 255, np.uint8)).save(real / "noface.mask.png")
     out = root / "out_real"
-    res = CliRunner().invoke(
-        eval_main,
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--data",
-            str(data),
-            "--out",
-            str(out),
-            "--limit",
-            "1",
-            "--real",
-            str(real),
-        ],
-    )
+    res = run_cli(eval_main, checkpoint=ckpt, data=data, out=out, limit=1, real=real)
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(out / "metrics.csv")
     real_rows = frame[frame["source"] == "real"]
@@ -147,19 +120,18 @@ def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path):
     assert "—" not in rows  # every method has NIQE and BRISQUE figures
 
 
-def test_eval_errors_are_one_line_with_exit_code_2(setup, tmp_path):
+def test_eval_errors_are_one_line_with_exit_code_2(setup, tmp_path, run_cli):
     root, ckpt, data = setup
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    runner = CliRunner()
     cases = [
-        (["--checkpoint", str(bad), "--data", str(data)], "cannot read checkpoint"),
-        (["--checkpoint", str(tmp_path / "missing.pt"), "--data", str(data)], "does not exist"),
-        (["--checkpoint", str(ckpt), "--data", str(data), "--split", "val"], "no 'val' samples"),
-        (["--checkpoint", str(ckpt), "--data", str(tmp_path)], "no 'test' samples"),
+        ({"checkpoint": bad, "data": data}, "cannot read checkpoint"),
+        ({"checkpoint": tmp_path / "missing.pt", "data": data}, "does not exist"),
+        ({"checkpoint": ckpt, "data": data, "split": "val"}, "no 'val' samples"),
+        ({"checkpoint": ckpt, "data": tmp_path}, "no 'test' samples"),
     ]
-    for args, text in cases:
-        res = runner.invoke(eval_main, args + ["--out", str(tmp_path / "o")])
+    for options, text in cases:
+        res = run_cli(eval_main, **options, out=tmp_path / "o")
         assert res.exit_code == 2, res.output
         assert text in res.output and "Traceback" not in res.output
         assert len(res.output.strip().splitlines()) == 1

@@ -4,30 +4,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import pytest
-from click.testing import CliRunner
 from PIL import Image
 from skimage import data as skdata
 
 from fdsgan_train.cli_eval import infer_main
 from fdsgan_train.infer import align_photo, paste_back
-
-
-@pytest.fixture(scope="module")
-def ckpt(tmp_path_factory):
-    """A randomly initialised ``tiny`` checkpoint in the trainer's format."""
-    import torch
-
-    from fdsgan_train.checkpoint import save_checkpoint
-    from fdsgan_train.config import load_config
-    from fdsgan_train.models import build_models
-
-    cfg = load_config("tiny")
-    torch.manual_seed(0)
-    nets = build_models(cfg)
-    path = tmp_path_factory.mktemp("infer") / "tiny.pt"
-    save_checkpoint(path, {"config": cfg, "models": {k: n.state_dict() for k, n in nets.items()}})
-    return path
 
 
 def _photo_and_mask():
@@ -45,18 +26,21 @@ def _save(folder, photo, mask, name="astro"):
     return folder / f"{name}.png", folder / f"{name}.mask.png"
 
 
-def test_infer_changes_only_the_masked_pixels(ckpt, tmp_path):
+def _read_result(path, photo, mask):
+    """The result PNG, checked to be the photo's size and equal to it outside the mask."""
+    result = np.asarray(Image.open(path))
+    assert result.shape == photo.shape
+    assert np.array_equal(result[mask == 0], photo[mask == 0])
+    return result
+
+
+def test_infer_changes_only_the_masked_pixels(tiny_checkpoint, tmp_path, run_cli):
     photo, mask = _photo_and_mask()
     img, msk = _save(tmp_path, photo, mask)
     out = tmp_path / "result.png"
-    res = CliRunner().invoke(
-        infer_main,
-        ["--checkpoint", str(ckpt), "--image", str(img), "--mask", str(msk), "--out", str(out)],
-    )
+    res = run_cli(infer_main, checkpoint=tiny_checkpoint, image=img, mask=msk, out=out)
     assert res.exit_code == 0, res.output
-    result = np.asarray(Image.open(out))
-    assert result.shape == photo.shape
-    assert np.array_equal(result[mask == 0], photo[mask == 0])
+    result = _read_result(out, photo, mask)
     changed = np.any(result != photo, axis=2)
     assert changed[mask > 0].mean() > 0.5  # the untrained model paints most masked pixels
 
@@ -76,31 +60,25 @@ def test_alignment_round_trip_puts_the_face_back_where_it_was():
     assert np.array_equal(back[mask == 0], photo[mask == 0])
 
 
-def test_infer_folders_pair_by_stem(ckpt, tmp_path):
+def test_infer_folders_pair_by_stem(tiny_checkpoint, tmp_path, run_cli):
     photo, mask = _photo_and_mask()
     _save(tmp_path / "in", photo, mask, "a")
     Image.fromarray(photo[:, ::-1]).save(tmp_path / "in" / "b.png")  # no mask: not processed
     masks = tmp_path / "masks"
     masks.mkdir()
     (tmp_path / "in" / "a.mask.png").rename(masks / "a.png")
-    res = CliRunner().invoke(
+    res = run_cli(
         infer_main,
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--image",
-            str(tmp_path / "in"),
-            "--mask",
-            str(masks),
-            "--out",
-            str(tmp_path / "out"),
-        ],
+        checkpoint=tiny_checkpoint,
+        image=tmp_path / "in",
+        mask=masks,
+        out=tmp_path / "out",
     )
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
 
 
-def test_infer_errors_are_one_line_with_exit_code_2(ckpt, tmp_path):
+def test_infer_errors_are_one_line_with_exit_code_2(tiny_checkpoint, tmp_path, run_cli):
     photo, mask = _photo_and_mask()
     img, _ = _save(tmp_path, photo, mask)
     small = tmp_path / "small.png"
@@ -114,24 +92,14 @@ def test_infer_errors_are_one_line_with_exit_code_2(ckpt, tmp_path):
         (noface, flat_mask, "no face found"),
     ]
     for image, m, text in cases:
-        res = CliRunner().invoke(
-            infer_main,
-            [
-                "--checkpoint",
-                str(ckpt),
-                "--image",
-                str(image),
-                "--mask",
-                str(m),
-                "--out",
-                str(tmp_path / "o.png"),
-            ],
+        res = run_cli(
+            infer_main, checkpoint=tiny_checkpoint, image=image, mask=m, out=tmp_path / "o.png"
         )
         assert res.exit_code == 2, res.output
         assert text in res.output and len(res.output.strip().splitlines()) == 1
 
 
-def test_infer_on_a_development_photo(ckpt, shared_data, tmp_path):
+def test_infer_on_a_development_photo(tiny_checkpoint, shared_data, tmp_path, run_cli):
     photo_path = sorted((shared_data / "faces_misc").glob("*.jpg"))[0]
     from fdsgan_train.infer import align_photo as _align
     from fdsgan_train.infer import read_photo
@@ -148,20 +116,6 @@ def test_infer_on_a_development_photo(ckpt, shared_data, tmp_path):
     mpath = tmp_path / "m.png"
     Image.fromarray(mask).save(mpath)
     out = tmp_path / "r.png"
-    res = CliRunner().invoke(
-        infer_main,
-        [
-            "--checkpoint",
-            str(ckpt),
-            "--image",
-            str(photo_path),
-            "--mask",
-            str(mpath),
-            "--out",
-            str(out),
-        ],
-    )
+    res = run_cli(infer_main, checkpoint=tiny_checkpoint, image=photo_path, mask=mpath, out=out)
     assert res.exit_code == 0, res.output
-    result = np.asarray(Image.open(out))
-    assert result.shape == photo.shape
-    assert np.array_equal(result[mask == 0], photo[mask == 0])
+    _read_result(out, photo, mask)

@@ -13,25 +13,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from occlusion_synth import shards
-from occlusion_synth.build import BuildOptions, run_build
+from occlusion_synth.build import run_build
 from occlusion_synth.cli import main
 from occlusion_synth.verify import verify_dataset
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
+def dataset(tmp_path_factory, demo_build_options) -> Path:
     root = tmp_path_factory.mktemp("verify")
     out = root / "data"
-    options = BuildOptions(
-        faces="demo",
-        n=8,
-        out=out,
-        seed=1,
-        workers=1,
-        shard_size=4,
-        landmark_cache=str(root / "landmarks.parquet"),
-    )
-    run_build(options, progress=False)
+    run_build(demo_build_options(out, root / "landmarks.parquet", n=8, seed=1), progress=False)
     return out
 
 

@@ -7,14 +7,19 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.commands.options import (
+    categories_option,
+    faces_option,
+    file_option,
+    landmarks_option,
+    max_occluders_option,
+    occluders_dir_option,
+    seed_option,
+)
+
 
 @click.command("build")
-@click.option(
-    "--faces",
-    required=True,
-    metavar="PATH|demo",
-    help="Faces to occlude: a CelebA root, a folder of photos, one photo, or `demo`.",
-)
+@faces_option(required=True)
 @click.option("--n", "n", required=True, type=click.IntRange(1), help="Samples, all splits.")
 @click.option(
     "--out",
@@ -22,7 +27,7 @@ import click
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder (shards/, manifest.parquet, dataset.json, rejects.csv, preview.png).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@seed_option
 @click.option(
     "--workers",
     default=0,
@@ -36,30 +41,10 @@ import click
     type=click.IntRange(1),
     help="Samples per tar shard.",
 )
-@click.option(
-    "--categories",
-    metavar="CAT[:W],...",
-    help="Occluder categories and weights, e.g. `sunglasses:2,hand` (default: all, equally).",
-)
-@click.option(
-    "--max-occluders",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 8),
-    help="Each sample gets 1..K occluders (compatible ones only).",
-)
-@click.option(
-    "--occluders-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder of your own occluders (PNG + JSON sidecars), added to the bundled ones.",
-)
-@click.option(
-    "--landmarks",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "celeba", "mediapipe"]),
-    help="Landmark provider: CelebA annotations, MediaPipe, or annotations where present.",
-)
+@categories_option
+@max_occluders_option
+@occluders_dir_option
+@landmarks_option()
 @click.option(
     "--split",
     "split_text",
@@ -70,9 +55,8 @@ import click
 )
 @click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous build in --out.")
-@click.option(
+@file_option(
     "--landmark-cache",
-    type=click.Path(dir_okay=False, path_type=Path),
     help="Landmark cache file (default: ~/.cache/occsynth/landmarks.parquet or "
     "$OCCSYNTH_LANDMARK_CACHE).",
 )

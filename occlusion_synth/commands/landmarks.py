@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.commands.options import file_option, out_file_option, provider_option
+
 
 @click.command("landmarks")
 @click.option(
@@ -15,22 +17,13 @@ import click
     required=True,
     help="A CelebA root, any folder of photos (searched recursively), one image, or 'demo'.",
 )
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Parquet file to write (one row per face); rejects.csv is written beside it.",
-)
-@click.option(
+@out_file_option("Parquet file to write (one row per face); rejects.csv is written beside it.")
+@provider_option(
     "--provider",
-    type=click.Choice(["auto", "celeba", "mediapipe"]),
-    default="auto",
-    show_default=True,
     help="celeba: annotation file only; mediapipe: detect; auto: annotation when present.",
 )
-@click.option(
+@file_option(
     "--face-landmarker-task",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Use MediaPipe's Tasks FaceLandmarker with this face_landmarker.task model file "
     "instead of the bundled Face Mesh.",
@@ -41,9 +34,8 @@ import click
     show_default=True,
     help="Reuse and store detections in the landmark cache.",
 )
-@click.option(
+@file_option(
     "--cache-file",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=None,
     help="Landmark cache file [default: $XDG_CACHE_HOME/occsynth/landmarks.parquet].",
 )

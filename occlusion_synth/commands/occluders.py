@@ -8,6 +8,8 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from occlusion_synth.commands.options import file_option
+
 TILE = 150
 LABEL_H = 26
 HEADER_W = 110
@@ -55,9 +57,8 @@ def render_sheet(library) -> Image.Image:
 
 
 @click.command()
-@click.option(
+@file_option(
     "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
     default=Path("occluders.png"),
     show_default=True,
     help="Where to write the sheet (PNG).",

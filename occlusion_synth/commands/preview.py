@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
+from occlusion_synth.commands.options import (
+    categories_option,
+    faces_option,
+    landmarks_option,
+    max_occluders_option,
+    occluders_dir_option,
+    out_file_option,
+    seed_option,
+)
 from occlusion_synth.errors import UserError
 
 
@@ -84,11 +94,7 @@ def _samples_from_dataset(root: Path, n: int):
 
 
 @click.command("preview")
-@click.option(
-    "--faces",
-    metavar="PATH|demo",
-    help="Faces to occlude: a CelebA root, a folder of photos, one photo, or `demo`.",
-)
+@faces_option(required=False)
 @click.option(
     "--from",
     "from_dir",
@@ -102,48 +108,14 @@ def _samples_from_dataset(root: Path, n: int):
     type=click.IntRange(1, 512),
     help="Number of samples (rows).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
-@click.option(
-    "--categories",
-    metavar="CAT[:W],...",
-    help="Occluder categories and weights, e.g. `sunglasses:2,hand` (default: all, equally).",
-)
-@click.option(
-    "--max-occluders",
-    default=1,
-    show_default=True,
-    type=click.IntRange(1, 8),
-    help="Each sample gets 1..K occluders (compatible ones only).",
-)
-@click.option(
-    "--landmarks",
-    "provider",
-    default="auto",
-    show_default=True,
-    type=click.Choice(["auto", "celeba", "mediapipe"]),
-    help="Landmark provider: CelebA annotations, MediaPipe, or annotations where present.",
-)
-@click.option(
-    "--occluders-dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder of your own occluders (PNG + JSON sidecars), added to the bundled ones.",
-)
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the sheet (PNG).",
-)
+@seed_option
+@categories_option
+@max_occluders_option
+@landmarks_option("provider")
+@occluders_dir_option
+@out_file_option("Where to write the sheet (PNG).")
 def preview(
-    faces: str | None,
-    from_dir: Path | None,
-    n: int,
-    seed: int,
-    categories: str | None,
-    max_occluders: int,
-    provider: str,
-    occluders_dir: Path | None,
-    out: Path,
+    faces: str | None, from_dir: Path | None, n: int, seed: int, out: Path, **sample_options: Any
 ) -> None:
     """Draw a contact sheet: one row per sample, showing input | mask | target.
 
@@ -157,6 +129,7 @@ def preview(
       occsynth preview --faces /data/celeba --categories sunglasses:2,hand --out s.png
       occsynth preview --from data/ --n 16 --out sheet.png
     """
+    # sample_options: categories, max_occluders, provider, occluders_dir (see the helper)
     from occlusion_synth.preview import draw_sample_sheet
 
     if (faces is None) == (from_dir is None):
@@ -165,9 +138,7 @@ def preview(
         rows = _samples_from_dataset(from_dir, n)
         title = str(from_dir)
     else:
-        rows = _samples_from_faces(
-            faces, n, seed, categories, max_occluders, provider, occluders_dir
-        )
+        rows = _samples_from_faces(faces, n, seed, **sample_options)
         title = f"{faces}  seed {seed}"
     draw_sample_sheet(rows, out, title=title)
     click.echo(f"wrote {out} ({len(rows)} samples)")

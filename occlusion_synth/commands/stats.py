@@ -6,15 +6,12 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.commands.options import out_file_option
+
 
 @click.command("stats")
 @click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
-@click.option(
-    "--out",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the figure (PNG).",
-)
+@out_file_option("Where to write the figure (PNG).")
 @click.option(
     "--max-masks",
     type=click.IntRange(1),
