@@ -68,6 +68,7 @@ PLAN_KEYS = (
     "occluders_dir",
     "landmarks",
     "split",
+    "max_outside",
 )
 DETECTOR_NAME = "mediapipe"  # landmarks.FaceMeshDetector.name, the cache's detector key
 
@@ -91,6 +92,7 @@ class BuildOptions:
     occluders_dir: str | None = None
     landmarks: str = "auto"
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    max_outside: float = 0.5  # reject faces whose frame lies mostly beyond the photo
     resume: bool = False
     overwrite: bool = False
     landmark_cache: str | None = "default"  # a path, "default", or None for no cache
@@ -229,6 +231,11 @@ def _locate_face(args: tuple[Any, Any]) -> tuple[Any, str | None]:
         face = load_aligned(src, provider=_STATE["provider"], points=points)
     except Reject as exc:
         return None, exc.reason
+    if face.outside > _STATE["max_outside"]:
+        return None, (
+            f"face cropped too tightly: {face.outside:.0%} of the 256x256 frame lies outside "
+            f"the photo (limit --max-outside {_STATE['max_outside']:g})"
+        )
     return face.found, None
 
 
@@ -440,7 +447,11 @@ def run_build(
         )
     finished = _discard_partial(out)
 
-    state = {"provider": options.landmarks, "seed": options.seed}
+    state = {
+        "provider": options.landmarks,
+        "seed": options.seed,
+        "max_outside": options.max_outside,
+    }
     ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     pool = ctx.Pool(workers, _init_worker, (state,)) if workers > 1 else None
     if pool is None:

@@ -239,3 +239,23 @@ def test_killed_build_resumes_to_identical_bytes(tmp_path, cache, options):
     assert "shard(s) kept" in done.stdout
     assert verify_dataset(out).ok
     assert _hashes(out) == _hashes(ref)
+
+
+def test_tightly_cropped_faces_are_rejected(tmp_path, cache, options):
+    import skimage.data
+    from PIL import Image
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    photo = skimage.data.astronaut()
+    Image.fromarray(photo).save(faces / "full.png")
+    Image.fromarray(photo[80:190, 150:250]).save(faces / "tight.png")  # face only: 71 % outside
+    out = tmp_path / "tight"
+    run_build(options(out, cache, faces=str(faces), n=4), progress=False)
+    rejects = (out / "rejects.csv").read_text()
+    assert "tight.png" in rejects and "cropped too tightly" in rejects
+    assert set(shards.read_manifest(out)["source_id"]) == {"full.png"}
+    # with the limit lifted, the tight crop is used
+    out2 = tmp_path / "loose"
+    run_build(options(out2, cache, faces=str(faces), n=4, max_outside=1.0), progress=False)
+    assert set(shards.read_manifest(out2)["source_id"]) == {"full.png", "tight.png"}

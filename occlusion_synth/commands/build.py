@@ -53,6 +53,15 @@ from occlusion_synth.commands.options import (
     metavar="TRAIN,VAL,TEST",
     help="Split fractions for faces without a CelebA partition (whole source images).",
 )
+@click.option(
+    "--max-outside",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Reject a face (rejects.csv) when more than this fraction of its 256x256 frame lies "
+    "outside the photo, as with photos cropped tightly around the face; the outside is "
+    "filled from the photo's edge, which a model should not learn from.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous build in --out.")
 @file_option(
@@ -73,6 +82,7 @@ def build(
     occluders_dir: Path | None,
     landmarks: str,
     split_text: str,
+    max_outside: float,
     resume: bool,
     overwrite: bool,
     landmark_cache: Path | None,
@@ -112,6 +122,7 @@ def build(
         occluders_dir=str(occluders_dir) if occluders_dir else None,
         landmarks=landmarks,
         split=parse_split(split_text),
+        max_outside=max_outside,
         resume=resume,
         overwrite=overwrite,
         landmark_cache=cache,
