@@ -36,7 +36,7 @@ from occlusion_synth.build import BuildOptions, run_build  # noqa: E402
 from occlusion_synth.sample import Sample  # noqa: E402
 
 
-def io_floor_make(face, library, rng, options, key):
+def io_floor_make(face, library, rng, options, key, stratum=None):
     """A sample with no compositing: the target copied as input, an empty mask."""
     target = face.image
     mask = np.zeros(target.shape[:2], dtype=np.uint8)

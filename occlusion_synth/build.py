@@ -248,7 +248,10 @@ def _produce(i: int) -> tuple[int, list[tuple[str, bytes]], dict[str, Any]]:
     face = load_aligned(entry.source, provider=st["provider"], points=entry.points)
     rng = np.random.default_rng([st["seed"], i])
     key = sample_key(i)
-    sample = st["make"](face, st["library"], rng, st["sample_options"], key=key)
+    from .sample import category_stratum
+
+    stratum = category_stratum(st["seed"], i)
+    sample = st["make"](face, st["library"], rng, st["sample_options"], key=key, stratum=stratum)
     meta = dict(sample.meta)
     meta.update(key=key, index=i, split=entry.split, seed=st["seed"], source_id=entry.source.id)
     members = shards.encode_sample(key, sample.input, sample.mask, sample.target, meta)

@@ -241,10 +241,27 @@ def default_key(face: AlignedFace) -> str:
     return re.sub(r"[^A-Za-z0-9_-]+", "_", face.source.id).strip("_") or "sample"
 
 
+def category_stratum(seed: int, index: int) -> float:
+    """Where sample ``index`` falls in [0, 1) for its first occluder's category.
+
+    A golden-ratio (Weyl) sequence with a seeded start: a deterministic function of
+    (seed, index) whose values spread evenly, so over any run of samples each category's
+    share matches its weight to within a few samples rather than random sampling noise.
+    """
+    start = float(np.random.default_rng([seed, 0x5EED]).random())
+    return (start + index * 0.6180339887498949) % 1.0
+
+
 def _choose_categories(
-    library: OccluderLibrary, rng: np.random.Generator, options: SampleOptions
+    library: OccluderLibrary,
+    rng: np.random.Generator,
+    options: SampleOptions,
+    stratum: float | None = None,
 ) -> list[Any]:
-    """Draw 1..max compatible occluders (``Occluder`` objects) from the library."""
+    """Draw 1..max compatible occluders (``Occluder`` objects) from the library.
+
+    ``stratum`` (see ``category_stratum``) picks the first occluder's category when given.
+    """
     weights = options.category_weights
     if weights is None:
         weights = {c: 1.0 for c in library.categories}
@@ -258,7 +275,7 @@ def _choose_categories(
         }
         if not allowed:
             break
-        chosen.append(library.choose(rng, allowed))
+        chosen.append(library.choose(rng, allowed, u=stratum if not chosen else None))
     return chosen
 
 
@@ -268,10 +285,11 @@ def _draw_layers(
     rng: np.random.Generator,
     options: SampleOptions,
     stats: FaceStats,
+    stratum: float | None = None,
 ) -> tuple[list[Any], list[Layer], list[dict[str, Any]]]:
     from occlusion_synth.placement import place
 
-    occluders = _choose_categories(library, rng, options)
+    occluders = _choose_categories(library, rng, options, stratum)
     occluders.sort(key=lambda o: SLOT_DEPTH.get(slot_of(o.category), 3))  # stable
     layers, extra = [], []
     for occ in occluders:
@@ -292,14 +310,19 @@ def make_sample(
     rng: np.random.Generator,
     options: SampleOptions | None = None,
     key: str | None = None,
+    stratum: float | None = None,
 ) -> Sample:
-    """Occlude ``face`` with occluders from ``library``; every draw comes from ``rng``."""
+    """Occlude ``face`` with occluders from ``library``; every draw comes from ``rng``.
+
+    ``stratum`` (from ``category_stratum``) fixes the first occluder's category; a build
+    passes it so category counts follow the weights closely.
+    """
     options = options or SampleOptions()
     stats = cached_face_stats(face)
     target = face.image
     scale = float(np.sqrt(abs(np.linalg.det(np.asarray(face.matrix)[:, :2]))))
     for _ in range(_MAX_TRIES):
-        occluders, layers, extra = _draw_layers(face, library, rng, options, stats)
+        occluders, layers, extra = _draw_layers(face, library, rng, options, stats, stratum)
         inp, mask, info = composite(
             target, layers, rng, face.jpeg_quality, stats=stats, source_scale=scale
         )

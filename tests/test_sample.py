@@ -101,3 +101,21 @@ def test_hands_take_a_skin_tone(faces, library) -> None:
     inside = (s.mask == 255) & (s.input != s.target).all(axis=2)
     hand = s.input[inside].astype(float).mean(axis=0)
     assert hand[0] > hand[2]
+
+
+def test_category_strata_follow_the_weights_closely():
+    """The build's low-discrepancy category choice tracks the weights at any n."""
+    from occlusion_synth.occluders.library import OccluderLibrary
+    from occlusion_synth.sample import category_stratum
+
+    library = OccluderLibrary.load()
+    weights = {"sunglasses": 2.0, "hand": 1.0, "cup": 1.0, "scarf": 0.5}
+    total = sum(weights.values())
+    rng = np.random.default_rng(0)
+    for n in (200, 2000):
+        counts = dict.fromkeys(weights, 0)
+        for i in range(n):
+            counts[library.choose(rng, weights, u=category_stratum(7, i)).category] += 1
+        for cat, w in weights.items():
+            assert abs(counts[cat] - n * w / total) <= 3, (n, cat, counts)
+    assert category_stratum(7, 5) == category_stratum(7, 5) != category_stratum(8, 5)

@@ -256,13 +256,24 @@ class OccluderLibrary:
             )
         return self._by_cat[category]
 
-    def choose(self, rng: np.random.Generator, weights: dict[str, float]) -> Occluder:
-        """Pick a category with probability proportional to ``weights``, then a variant."""
+    def choose(
+        self, rng: np.random.Generator, weights: dict[str, float], u: float | None = None
+    ) -> Occluder:
+        """Pick a category with probability proportional to ``weights``, then a variant.
+
+        ``u`` in [0, 1), when given, picks the category instead of ``rng`` (inverse of the
+        cumulative weights): a build passes a low-discrepancy sequence so that category
+        counts follow the weights closely at any ``--n``.
+        """
         cats = [c for c, w in weights.items() if w > 0]
         if not cats:
             raise UserError("no occluder category has a positive weight")
         w = np.array([weights[c] for c in cats], np.float64)
-        cat = cats[int(rng.choice(len(cats), p=w / w.sum()))]
+        if u is None:
+            cat = cats[int(rng.choice(len(cats), p=w / w.sum()))]
+        else:
+            edges = np.cumsum(w / w.sum())
+            cat = cats[min(int(np.searchsorted(edges, u, side="right")), len(cats) - 1)]
         variants = self.by_category(cat)
         return variants[int(rng.integers(len(variants)))]
 
