@@ -6,6 +6,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import os
+
 import click
 import pytest
 from click.testing import CliRunner, Result
@@ -15,6 +17,15 @@ if TYPE_CHECKING:
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_caches(tmp_path_factory) -> None:
+    """Keep the suite out of the user's caches (landmarks, generated occluders, torch hub)."""
+    home = tmp_path_factory.mktemp("xdg-cache")
+    os.environ["XDG_CACHE_HOME"] = str(home)
+    os.environ.pop("OCCSYNTH_LANDMARK_CACHE", None)
+    os.environ["TORCH_HOME"] = str(home / "torch")
 
 
 @pytest.fixture(scope="session")
