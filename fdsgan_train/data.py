@@ -2,7 +2,11 @@
 
 The shards are the tars of DESIGN.md (``OUT/shards/<split>-NNNNNN.tar``; each sample is
 ``<key>.input.png``, ``<key>.mask.png``, ``<key>.target.png``, ``<key>.json``, adjacent in
-the tar). They are read with :mod:`tarfile`, taking only regular members with plain names.
+the tar). Reading and decoding are :mod:`occlusion_synth.shards`' (the one reader of the
+format, shared with ``occsynth verify``): a link, an absolute or ``..`` path, an oversized
+member or a repeated key is a ``ShardError`` naming the shard, an incomplete or undecodable
+sample one naming its key (never a silently skipped sample). This module only turns decoded
+arrays into tensors and streams them.
 
 How the data is split across DDP ranks and DataLoader workers: the ``world = ranks x workers``
 readers each get a disjoint part. With at least ``world`` shards, reader ``g`` reads shards
@@ -18,75 +22,56 @@ batches it already consumed (:func:`train_loader` with ``skip``).
 
 from __future__ import annotations
 
-import io
-import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
+from occlusion_synth import shards
 from occlusion_synth.errors import UserError
-
-PARTS = ("input", "mask", "target")
 
 
 def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
-    """The sorted shard files of one split (``data_dir/shards/<split>-*.tar``)."""
+    """The sorted shard files of one split (``data_dir/shards/<split>-NNNNNN.tar``)."""
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"--data: folder {root} does not exist")
-    return sorted((root / "shards").glob(f"{split}-*.tar"))
-
-
-def _safe(member: tarfile.TarInfo) -> bool:
-    return member.isreg() and "/" not in member.name and ".." not in member.name
+    return shards.list_shards(root, split)
 
 
 def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
-    """``(key, {part: bytes})`` for each complete sample of one shard, in tar order."""
-    key: str | None = None
-    parts: dict[str, bytes] = {}
-    with tarfile.open(path, "r:") as tar:
-        for member in tar:
-            if not _safe(member) or "." not in member.name:
-                continue
-            k, ext = member.name.split(".", 1)
-            if k != key:
-                if key is not None and all(f"{p}.png" in parts for p in PARTS):
-                    yield key, parts
-                key, parts = k, {}
-            fh = tar.extractfile(member)
-            if fh is not None:
-                parts[ext] = fh.read()
-    if key is not None and all(f"{p}.png" in parts for p in PARTS):
-        yield key, parts
+    """``(key, {member: bytes})`` for each sample of one shard, in tar order, undecoded."""
+    try:
+        yield from shards.read_shard(path)
+    except shards.ShardError as exc:
+        raise shards.ShardError(f"{path}: {exc}") from None
 
 
 def count_samples(paths: list[Path]) -> int:
-    """Number of samples with an input PNG in the shards (reads tar headers only)."""
-    n = 0
+    """Number of samples in the shards (reads tar headers only)."""
+    total = 0
     for path in paths:
-        with tarfile.open(path, "r:") as tar:
-            n += sum(1 for m in tar if _safe(m) and m.name.endswith(".input.png"))
-    return n
+        try:
+            total += shards.count_shard_samples(path)
+        except shards.ShardError as exc:
+            raise UserError(f"--data: {path}: {exc}") from None
+    return total
 
 
-def decode(key: str, parts: dict[str, bytes]) -> dict:
-    """PNG bytes -> the three tensors (and the sample's ``key``)."""
+def _rgb(a: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)
 
-    def png(name: str, mode: str) -> np.ndarray:
-        with Image.open(io.BytesIO(parts[f"{name}.png"])) as im:
-            return np.array(im.convert(mode))
 
-    def rgb(a: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(a).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
-
-    mask = torch.from_numpy(png("mask", "L") > 127).float()[None]
-    inp, target = rgb(png("input", "RGB")), rgb(png("target", "RGB"))
-    return {"key": key, "input": inp, "mask": mask, "target": target}
+def decode(key: str, members: dict[str, bytes]) -> dict:
+    """Members of one sample -> ``key`` and the three tensors (mask is ``> 127`` of the PNG)."""
+    try:
+        s = shards.decode_sample(key, members)
+    except (ValueError, OSError) as exc:  # a member that is not a PNG of the right mode
+        raise shards.ShardError(f"sample {key!r}: {exc}") from None
+    mask = torch.from_numpy(s.mask > 127).float()[None]
+    return {"key": key, "input": _rgb(s.input), "mask": mask, "target": _rgb(s.target)}
 
 
 def reader_slot(rank: int, world_size: int) -> tuple[int, int]:

@@ -106,7 +106,8 @@ def ssim(pred: np.ndarray, target: np.ndarray) -> float:
     Mean of the SSIM map over the three channels and over the pixels at least 5 px (half the
     window) from the border — the same as ``skimage.metrics.structural_similarity(...,
     channel_axis=2, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-    data_range=255)``.
+    data_range=255)``. The training loss uses its differentiable twin,
+    :func:`fdsgan_train.losses.ssim` (torch); ``tests/test_metrics.py`` checks that they agree.
     """
     return _ssim_from_map(ssim_map(pred, target))
 

@@ -4,18 +4,20 @@ Faces are scikit-image's ``astronaut()`` (the demo face), jittered per sample (s
 flip, colour gain) so that samples differ; the occluder is a random rectangle of a flat noisy
 colour. The invariant holds: outside the mask, input equals target bit for bit. This is not
 the dataset builder (``occsynth build``), only a stand-in that needs nothing but installed
-packages.
+packages. It writes through :mod:`occlusion_synth.shards` (the one writer of the format), with
+a ``manifest.parquet`` and a ``dataset.json`` carrying the columns and counts that
+``occsynth verify`` checks, so a toy set verifies like a built one.
 """
 
 from __future__ import annotations
 
-import io
-import json
-import tarfile
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from occlusion_synth import shards
 
 SIZE = 256
 
@@ -48,46 +50,45 @@ def make_sample(face: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
     return inp, mask, np.ascontiguousarray(target)
 
 
-def _png(a: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(payload)
-    tar.addfile(info, io.BytesIO(payload))
-
-
 def write_toy_shards(
     out: str | Path, splits: dict[str, int], shard_size: int = 8, seed: int = 0
 ) -> Path:
-    """Write ``out/shards/<split>-NNNNNN.tar`` with ``splits[split]`` samples each."""
+    """Write ``out/shards/<split>-NNNNNN.tar`` with ``splits[split]`` samples each.
+
+    Also ``out/dataset.json`` and, where pyarrow is installed, ``out/manifest.parquet`` (one row
+    per sample; the trainer does not need it, ``occsynth verify`` and ``fdsgan-eval`` read it).
+    """
     out = Path(out)
-    (out / "shards").mkdir(parents=True, exist_ok=True)
+    (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     face = _demo_face()
+    rows: list[dict] = []
     index = 0
     for split, n in splits.items():
-        for shard in range((n + shard_size - 1) // shard_size):
-            path = out / "shards" / f"{split}-{shard:06d}.tar"
-            with tarfile.open(path, "w") as tar:
-                for _ in range(min(shard_size, n - shard * shard_size)):
-                    rng = np.random.default_rng([seed, index])
-                    inp, mask, target = make_sample(face, rng)
+        for number in range((n + shard_size - 1) // shard_size):
+            name = shards.shard_name(split, number)
+            with shards.ShardWriter(out / shards.SHARDS_DIR / name) as writer:
+                for _ in range(min(shard_size, n - number * shard_size)):
+                    inp, mask, target = make_sample(face, np.random.default_rng([seed, index]))
                     key = f"{split}{index:07d}"
                     meta = {
-                        "source": "demo:astronaut",
+                        "key": key,
+                        "index": index,
+                        "split": split,
+                        "source_id": "demo:astronaut",
                         "categories": "rectangle",
-                        "coverage": float((mask > 0).mean()),
+                        "coverage": float(np.count_nonzero(mask)) / mask.size,
                         "seed": seed,
                     }
-                    _add(tar, f"{key}.input.png", _png(inp))
-                    _add(tar, f"{key}.mask.png", _png(mask))
-                    _add(tar, f"{key}.target.png", _png(target))
-                    _add(tar, f"{key}.json", json.dumps(meta).encode())
+                    writer.add(shards.encode_sample(key, inp, mask, target, meta))
+                    rows.append(meta | {"shard": name})
                     index += 1
-    (out / "dataset.json").write_text(
-        json.dumps({"generator": "fdsgan_train.toy_data", "counts": splits, "seed": seed})
-    )
+    if find_spec("pyarrow") is not None:  # a trimmed GPU-check venv may lack it
+        shards.write_table(rows, out / shards.MANIFEST)
+    card = {
+        "format": {"name": "occsynth-webdataset", "version": 1},
+        "generator": "fdsgan_train.toy_data",
+        "seed": seed,
+        "counts": {"samples": index, "splits": {k: int(v) for k, v in splits.items()}},
+    }
+    shards.write_json_atomic(out / shards.DATASET_CARD, card)
     return out

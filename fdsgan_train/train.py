@@ -259,6 +259,14 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     log = RunLogger(run_dir, dist.is_main)
+    if not val_paths:
+        note = (
+            f"no val split in {data_dir}: validation skipped; build with more source faces or "
+            "a larger val fraction (occsynth build --split 0.6,0.4,0)"
+        )
+        log.log("warning", step, {}, message=note)
+        if dist.is_main:
+            tqdm.write(note)
     pin = device.type == "cuda"
     val = (
         eval_loader(val_paths, batch, dist.rank, dist.world_size, cfg["data"]["num_workers"], pin)

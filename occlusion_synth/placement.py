@@ -3,8 +3,9 @@
 Rules (named in each sidecar's ``placement.rule``):
 
 - ``eyewear``: lens centres onto the eyes; width from the inter-ocular distance, height from
-  the eye-to-mouth distance, rotated with the eye line, and foreshortened with head yaw (the
-  far side shrinks) by a homography.
+  the eye-to-mouth distance, rotated with the eye line. Head yaw (from the nose tip's offset)
+  turns a frame bent on an arc in front of the eyes: the far lens narrows and moves towards
+  the near one, the near one widens, and the far temple ends at the face outline.
 - ``face_warp``: masks and scarves; a thin-plate spline through the landmark anchors (nose
   bridge, nose tip, mouth corners, chin, jaw) maps the asset onto the face.
 - ``from_edge`` / ``from_below`` / ``from_above``: hands, phones, microphones, cups, caps;
@@ -318,40 +319,126 @@ def _jitter(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> dict[str,
     }
 
 
+#: Eyewear model in half-inter-ocular units: the frame front bends on an arc of this radius
+#: and sits this far in front of the eyes; the nose tip is this far in front of the eyes.
+_FRAME_RADIUS, _FRAME_DEPTH, _NOSE_DEPTH = 3.0, 0.2, 1.0
+#: Face outline at eye height lies about this far (half-IOD units) beyond the jaw point.
+_EDGE_BEYOND_JAW = 0.35
+#: How far (half-IOD units, at full profile) the far lens may reach past the face outline.
+_LENS_OVERHANG = 0.25
+#: Mesh indices of the MediaPipe face oval, in order around the face.
+_FACE_OVAL = (
+    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
+    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
+)  # fmt: skip
+
+
+def yaw_angle(lm: Landmarks) -> float:
+    """Head yaw in radians from the nose tip's offset along the eye line, with the nose
+    ``_NOSE_DEPTH`` half-IODs in front of the eyes (+: image-right side is the far side)."""
+    d = lm["right_eye"] - lm["left_eye"]
+    iod = max(float(np.linalg.norm(d)), 1e-6)
+    mid = (lm["left_eye"] + lm["right_eye"]) / 2
+    off = float(np.dot(lm["nose_tip"] - mid, d / iod)) / iod - _MEAN_YAW
+    return float(np.clip(np.arctan(2.0 * off / _NOSE_DEPTH), -1.1, 1.1))
+
+
+def face_edge(lm: Landmarks, mid: np.ndarray, u: np.ndarray, side: float) -> float:
+    """Distance along ``u`` from ``mid`` to the face outline on the ``side`` (+1 or -1) at
+    the height of ``mid``: the dense mesh's oval when present, else past the jaw point."""
+    if lm.dense is not None:
+        P = lm.dense[list(_FACE_OVAL)].astype(np.float64) - mid
+        X, Y = P @ u, P @ np.array([-u[1], u[0]])
+        X2, Y2 = np.roll(X, -1), np.roll(Y, -1)
+        hit = (Y * Y2 <= 0) & (Y != Y2)
+        if hit.sum() >= 2:
+            xs = X[hit] + (-Y[hit]) / (Y2[hit] - Y[hit]) * (X2[hit] - X[hit])
+            return float(xs.max() if side > 0 else -xs.min())
+    e = lm.inter_ocular / 2
+    jaw = lm["jaw_right"] if side > 0 else lm["jaw_left"]
+    return float(side * np.dot(jaw - mid, u)) + _EDGE_BEYOND_JAW * e
+
+
+def _frame_profile(theta: float, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Image position along the eye line (half-IOD units of the turned face, eyes at about
+    +-1) and relative depth of frame points at arc length ``t`` from the bridge."""
+    phi = t / _FRAME_RADIUS
+    norm = _FRAME_RADIUS * np.sin(1.0 / _FRAME_RADIUS)
+    x = _FRAME_RADIUS * np.sin(phi) / norm
+    z = _FRAME_DEPTH + _FRAME_RADIUS * (np.cos(phi) - 1.0)
+    c, s = np.cos(theta), np.sin(theta)
+    X = (x * c + z * s) / c
+    X = np.maximum.accumulate(X)  # the part turned past the silhouette folds away
+    depth = -x * s + z * c
+    return X, depth
+
+
+def _lens_span(occ: Occluder, a_mid: np.ndarray, a_dir: np.ndarray) -> float:
+    """Half-width of the frame front in asset pixels along ``a_dir`` from ``a_mid``: columns
+    at least a third as tall as the tallest (thin temple stubs beyond it are excluded)."""
+    if "lens_span" not in occ.cache:
+        a = occ.rgba[..., 3].astype(np.float32)
+        cols = (a > 127).sum(0)
+        xs = np.nonzero(cols >= cols.max() / 3)[0]
+        proj = (np.array([xs.min(), xs.max()], np.float64) - a_mid[0]) * a_dir[0]
+        occ.cache["lens_span"] = float(np.abs(proj).max())
+    return occ.cache["lens_span"]
+
+
 def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     j = _jitter(occ, lm, rng)
     el, er = lm["left_eye"], lm["right_eye"]
     iod = max(lm.inter_ocular, 1e-3)
     u = (er - el) / iod
     n = np.array([-u[1], u[0]])
-    mid = (el + er) / 2 + (j["offset_x"] * u + j["offset_y"] * n) * iod
+    centre = (el + er) / 2
+    mid = centre + (j["offset_x"] * u + j["offset_y"] * n) * iod
     R = _rot(j["rotation_deg"])
-    el = mid + R @ (el - (el + er) / 2) * j["scale"]
-    er = mid + R @ (er - (lm["left_eye"] + lm["right_eye"]) / 2) * j["scale"]
     u, n = R @ u, R @ n
     al, ar = np.asarray(occ.anchors["left_eye"]), np.asarray(occ.anchors["right_eye"])
     dist_a = float(np.linalg.norm(ar - al))
-    sx = iod * j["scale"] / dist_a
-    mouth = target_point(lm, "mouth")
-    face_h = float(np.linalg.norm(mouth - (lm["left_eye"] + lm["right_eye"]) / 2))
-    sy = float(np.clip(face_h / _MEAN_FACE_RATIO / dist_a * j["scale"], 0.8 * sx, 1.6 * sx))
-    yaw = estimate_yaw(lm)
-    f_l = 1.0 - 0.35 * max(-yaw, 0.0) + 0.15 * max(yaw, 0.0)  # far side shrinks
-    f_r = 1.0 - 0.35 * max(yaw, 0.0) + 0.15 * max(-yaw, 0.0)
-    ha = 0.25 * dist_a
     a_dir = (ar - al) / dist_a
     a_n = np.array([-a_dir[1], a_dir[0]])
-    src = np.array([al - a_n * ha, al + a_n * ha, ar - a_n * ha, ar + a_n * ha], np.float32)
-    dst = np.array(
-        [
-            el - n * ha * sy * f_l,
-            el + n * ha * sy * f_l,
-            er - n * ha * sy * f_r,
-            er + n * ha * sy * f_r,
-        ],
-        np.float32,
-    )
-    Hm = cv2.getPerspectiveTransform(src, dst)
+    a_mid = (al + ar) / 2
+    e_img = iod * j["scale"] / 2  # image pixels per half-IOD unit along the eye line
+    sx = e_img * 2 / dist_a
+    mouth = target_point(lm, "mouth")
+    face_h = float(np.linalg.norm(mouth - centre))
+    sy = float(np.clip(face_h / _MEAN_FACE_RATIO / dist_a * j["scale"], 0.8 * sx, 1.6 * sx))
+    theta = yaw_angle(lm)
+    # asset profile: arc length t (half-IOD units) -> image offset along u, vertical factor
+    cache = _prepare(occ)
+    bx0, by0, bx1, by1 = cache["bbox"]
+    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]]) - a_mid
+    ta = corners @ a_dir / (dist_a / 2)
+    va = corners @ a_n
+    t = np.linspace(ta.min() - 0.05, ta.max() + 0.05, 97)
+    X, depth = _frame_profile(theta, t)
+    g = np.clip(1.0 + 0.15 * depth, 0.6, 1.3)  # nearer parts look a little taller
+    # the far temple goes behind the head at the face outline; the lens, in front of the
+    # face, is never cut
+    side = 1.0 if theta >= 0 else -1.0
+    face = face_edge(lm, centre, u, side) / e_img
+    span = side * _lens_span(occ, a_mid, a_dir) / (dist_a / 2)
+    lens_end = side * float(np.interp(span, t, X))
+    eye = side * float(np.interp(side, t, X))  # where the far lens centre lands
+    room = max(face + _LENS_OVERHANG * abs(np.sin(theta)) - eye, 0.25 * (abs(span) - 1.0))
+    if abs(theta) > 0.05 and lens_end - eye > room:  # squeeze the far lens onto the face
+        far = side * t > 1.0
+        X[far] = side * eye + (X[far] - side * eye) * room / (lens_end - eye)
+        lens_end = eye + room
+    edge = max(face + max(0.0, 0.35 - 1.5 * abs(theta)), lens_end + 0.15)
+    box_pts = []
+    for v in (va.min(), va.max()):
+        for k in (0, -1):
+            p = mid + u * X[k] * e_img + n * v * sy * g[k]
+            box_pts.append(p)
+    gi = np.argmax(g)
+    for v in (va.min(), va.max()):
+        box_pts.append(mid + u * X[gi] * e_img + n * v * sy * g[gi])
+    box = _bbox(np.array(box_pts), False)
+    lvl = _level_for(min(sx, sy), len(cache["levels"]))
+    img, con = cache["levels"][lvl]
     params = {
         "rule": "eyewear",
         "scale": round(sx, 4),
@@ -359,12 +446,37 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
         "rotation_deg": round(float(np.rad2deg(np.arctan2(u[1], u[0]))), 2),
         "jitter_rotation_deg": round(j["rotation_deg"], 2),
         "offset_iod": [round(j["offset_x"], 3), round(j["offset_y"], 3)],
-        "yaw": round(yaw, 3),
-        "yaw_factors": [round(f_l, 3), round(f_r, 3)],
+        "yaw": round(estimate_yaw(lm), 3),
+        "yaw_deg": round(float(np.rad2deg(theta)), 1),
+        "far_edge_iod": round(float(edge) / 2, 3),
         "anchors": ["left_eye", "right_eye"],
         "target": "eyes",
+        "level": lvl,
     }
-    return _warp_perspective(occ, Hm, params)
+    x0, y0, x1, y1 = box
+    if x1 <= x0 or y1 <= y0:
+        return _to_layer(occ, img[:0, :0], None, box, params)
+    gx, gy = np.meshgrid(np.arange(x0, x1, dtype=np.float64), np.arange(y0, y1, dtype=np.float64))
+    px, py = gx - mid[0], gy - mid[1]
+    Xp = (px * u[0] + py * u[1]) / e_img
+    Yp = px * n[0] + py * n[1]
+    tp = np.interp(Xp, X, t)  # X is non-decreasing; flat (folded) runs pick their first t
+    gp = np.interp(tp, t, g)
+    vp = Yp / (sy * gp)
+    tq = tp * (dist_a / 2)
+    f = float(2**lvl)
+    mx = ((a_mid[0] + a_dir[0] * tq + a_n[0] * vp + 0.5) / f - 0.5).astype(np.float32)
+    my = ((a_mid[1] + a_dir[1] * tq + a_n[1] * vp + 0.5) / f - 0.5).astype(np.float32)
+    keep = np.clip((edge - side * Xp) * e_img + 0.5, 0.0, 1.0).astype(np.float32)
+    outside = (Xp < X[0]) | (Xp > X[-1])
+    keep[outside] = 0.0
+    prem = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    prem = np.round(prem.astype(np.float32) * keep[..., None]).astype(np.uint8)
+    c = None
+    if cache["has_contact"]:
+        c = cv2.remap(con, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        c = np.round(c.astype(np.float32) * keep).astype(np.uint8)
+    return _to_layer(occ, prem, c, box, params)
 
 
 def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:

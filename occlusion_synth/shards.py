@@ -302,6 +302,25 @@ def read_shard(
         yield key, group
 
 
+def count_shard_samples(
+    path: str | os.PathLike[str], max_member_bytes: int = MAX_MEMBER_BYTES
+) -> int:
+    """Number of sample keys in a shard, from the tar headers only (no member is read).
+
+    Applies the member checks of ``read_shard`` (raising ``ShardError`` the same way) but not
+    the repeated-key check, which needs the grouping that ``read_shard`` does while reading.
+    """
+    keys: set[str] = set()
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                _check_member(member, max_member_bytes)
+                keys.add(split_member_name(member.name)[0])
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ShardError(f"unreadable tar ({exc})") from exc
+    return len(keys)
+
+
 def decode_png(data: bytes, mode: str) -> np.ndarray:
     """Decode PNG bytes to a uint8 array, requiring the PIL ``mode`` ('RGB' or 'L')."""
     with Image.open(io.BytesIO(data)) as im:

@@ -197,14 +197,14 @@ def _cli(args: list[str]) -> list[str]:
 
 def test_killed_build_resumes_to_identical_bytes(tmp_path, cache, options):
     ref = tmp_path / "ref"
-    run_build(options(ref, cache, n=24), progress=False)
+    run_build(options(ref, cache, n=48), progress=False)  # 12 shards: killed after 2
     out = tmp_path / "killed"
     args = [
         "build",
         "--faces",
         "demo",
         "--n",
-        "24",
+        "48",
         "--out",
         str(out),
         "--seed",

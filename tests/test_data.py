@@ -1,4 +1,5 @@
-"""Shard reading: tensor format, disjoint reader splits, deterministic order, safe tar members."""
+"""Shard reading: tensor format, disjoint reader splits, deterministic order, safe tar members,
+and the two producers of shards (toy data, ``occsynth build``) read by the trainer."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import torch
 
 from fdsgan_train.data import ShardStream, count_samples, shard_paths, train_loader
 from fdsgan_train.toy_data import write_toy_shards
+from occlusion_synth.build import run_build
+from occlusion_synth.errors import UserError
+from occlusion_synth.shards import MEMBERS, ShardError
+from occlusion_synth.verify import verify_dataset
 
 
 @pytest.fixture(scope="module")
@@ -73,18 +78,69 @@ def test_worker_processes_split_the_data(shards):
     assert sorted(keys) == sorted(_keys(ShardStream(shards, endless=False)))
 
 
-def test_unsafe_and_incomplete_members_are_ignored(tmp_path, shards):
-    bad = tmp_path / "shards" / "train-000000.tar"
-    bad.parent.mkdir()
-    with tarfile.open(shards[0]) as src, tarfile.open(bad, "w") as dst:
+def _copy_with(src_path, dst_path, extra):
+    """Copy a shard member by member, then append ``extra`` ``(TarInfo, bytes)`` members."""
+    dst_path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(src_path) as src, tarfile.open(dst_path, "w") as dst:
         for m in src:
-            data = src.extractfile(m).read()
-            for name in (m.name, f"../{m.name}", f"sub/{m.name}"):
-                info = tarfile.TarInfo(name)
-                info.size = len(data)
-                dst.addfile(info, io.BytesIO(data))
-        lonely = tarfile.TarInfo("zzz.input.png")  # no mask/target: not a sample
-        lonely.size = 1
-        dst.addfile(lonely, io.BytesIO(b"x"))
-    assert _keys(ShardStream([bad], endless=False)) == _keys(ShardStream(shards[:1], endless=False))
-    assert count_samples([bad]) == 4  # counts the safe .input.png headers only
+            dst.addfile(m, src.extractfile(m))
+        for info, data in extra:
+            dst.addfile(info, io.BytesIO(data))
+
+
+def _member(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+_NOT_PNG = [_member(f"zzz.{m}", b"x") for m in MEMBERS]
+
+
+@pytest.mark.parametrize(
+    "extra, problem",
+    [
+        ([_member("../evil.input.png", b"x")], r"train-000000\.tar: member '\.\./evil"),
+        ([_member("zzz.input.png", b"x")], "sample 'zzz' lacks mask.png"),  # incomplete
+        (_NOT_PNG, "sample 'zzz': "),  # complete, but not PNGs
+    ],
+)
+def test_bad_shards_are_errors_not_skipped_samples(tmp_path, shards, extra, problem):
+    bad = tmp_path / "shards" / "train-000000.tar"
+    _copy_with(shards[0], bad, extra)
+    with pytest.raises(ShardError, match=problem):
+        _keys(ShardStream([bad], endless=False))
+
+
+def test_count_refuses_unsafe_members(tmp_path, shards):
+    bad = tmp_path / "shards" / "train-000000.tar"
+    _copy_with(shards[0], bad, [_member("/abs.input.png", b"x")])
+    with pytest.raises(UserError, match="absolute path"):
+        count_samples([bad])
+
+
+def test_toy_shards_pass_occsynth_verify(tmp_path):
+    out = write_toy_shards(tmp_path / "toy", {"train": 3, "val": 2}, shard_size=2)
+    report = verify_dataset(out)
+    assert report.ok, report.problems
+    assert report.splits == {"train": 3, "val": 2} and report.shards == 3
+
+
+def test_loader_reads_an_occsynth_build(tmp_path, demo_build_options):
+    out = tmp_path / "built"
+    result = run_build(demo_build_options(out, tmp_path / "cache", n=8), progress=False)
+    assert result.counts["train"] >= 4  # demo faces: every source may hash to train
+    paths = shard_paths(out, "train")
+    assert count_samples(paths) == result.counts["train"]
+    cfg = {"seed": 0, "data": {"batch_size": 4, "num_workers": 0, "shuffle_buffer": 4}}
+    batch = next(train_loader(paths, cfg, epoch=0, rank=0, world_size=1, pin_memory=False))
+    assert len(batch["key"]) == 4
+    inp, mask, target = batch["input"], batch["mask"], batch["target"]
+    assert inp.shape == target.shape == (4, 3, 256, 256) and mask.shape == (4, 1, 256, 256)
+    assert inp.dtype == target.dtype == mask.dtype == torch.float32
+    for t in (inp, target):
+        assert t.min() >= -1.0 and t.max() <= 1.0 and t.min() < -0.5 and t.max() > 0.5
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    outside = (mask == 0).expand_as(inp)
+    assert torch.equal(inp[outside], target[outside])
+    assert not torch.equal(inp, target)

@@ -127,3 +127,34 @@ def test_no_reference_metrics_rank_a_degraded_photo_worse():
         assert np.isfinite(s_clean) and s_noisy > s_clean, name
     assert np.isnan(M.niqe_native(clean[:150, :150]))
     assert np.isfinite(M.niqe_native(clean))
+
+
+def _pairs() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Random pairs and real-ish ones: the demo face against noisy and occluded copies."""
+    rng = np.random.default_rng(7)
+    noise = rng.integers(0, 256, (2, 64, 80, 3), dtype=np.uint8)
+    face = np.asarray(Image.fromarray(data.astronaut()).crop((130, 10, 370, 250)).resize((96, 96)))
+    occluded = face.copy()
+    occluded[30:60, 20:70] = (40, 200, 90)
+    return [
+        (noise[0], noise[1]),
+        (face, _noisy(face, rng, 8)),
+        (face, _noisy(face, rng, 60)),
+        (occluded, face),
+    ]
+
+
+@pytest.mark.parametrize("k", range(4))
+def test_loss_ssim_agrees_with_the_metric(k):
+    torch = pytest.importorskip("torch")
+    from fdsgan_train.losses import ssim as loss_ssim
+
+    a, b = _pairs()[k]
+    metric = M.ssim(a, b)
+
+    def t(x):
+        return torch.tensor(x).permute(2, 0, 1)[None].double().div(255)
+
+    loss_value = float(loss_ssim(t(a), t(b))[0])
+    assert abs(loss_value - metric) < 1e-3
+    assert 0.0 < metric < 0.999  # every pair differs, none is trivially equal

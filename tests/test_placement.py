@@ -69,18 +69,52 @@ def test_eyeglasses_outline_contains_eyes(lib) -> None:
             assert region[y, x], occ.name
 
 
-def test_yaw_shrinks_the_far_side(lib) -> None:
+def yawed_landmarks(turn: float) -> Landmarks:
+    """The mean shape turned towards image right: the nose tip moves right by ``turn``
+    inter-ocular distances and the right half of the face (the far side) is compressed."""
+    mean = {k: np.asarray(v, np.float64) for k, v in MEAN_SHAPE.items()}
+    iod = mean["right_eye"][0] - mean["left_eye"][0]
+    cx = mean["nose_bridge"][0]
+    pts = {}
+    for k, (x, y) in mean.items():
+        dx = x - cx
+        pts[k] = (cx + dx * (1 - turn) if dx > 0 else cx + dx * (1 + 0.3 * turn), y)
+    nx, ny = pts["nose_tip"]
+    pts["nose_tip"] = (nx + turn * iod, ny)
+    return Landmarks(pts, provider="mean")
+
+
+def lens_width(layer, lm: Landmarks, side: str) -> int:
+    """Width of the clear lens region of eyeglasses around ``side``'s eye."""
+    region = outline_region(layer.alpha) & ~(layer.alpha > 0.3)  # a thin far rim is faint
+    _, lab = cv2.connectedComponents(region.astype(np.uint8))
+    x, y = np.round(lm[side]).astype(int)
+    assert lab[y, x] > 0, side
+    xs = np.nonzero(lab == lab[y, x])[1]
+    return int(xs.max() - xs.min() + 1)
+
+
+def test_yaw_narrows_the_far_lens_and_keeps_the_frame_on_the_face(lib) -> None:
     lm = mean_landmarks()
-    turned = Landmarks(dict(lm.points), provider="mean")
-    nx, ny = turned.points["nose_tip"]
-    turned.points["nose_tip"] = (nx + 12, ny)  # face turned towards image right
+    turned = yawed_landmarks(0.35)
     assert estimate_yaw(turned) > 0.3 > abs(estimate_yaw(lm))
-    occ = lib.by_category("sunglasses")[0]
-    layer = place(occ, turned, np.random.default_rng(0))
-    col = layer.alpha > 0.5
-    left_h = col[:, int(turned["left_eye"][0])].sum()
-    right_h = col[:, int(turned["right_eye"][0])].sum()
-    assert right_h < 0.92 * left_h
+    occ = next(o for o in lib.by_category("eyeglasses") if "round" in o.name)
+    still = dataclasses.replace(occ, placement={"rule": "eyewear"}, cache=occ.cache)
+    flat = place(still, lm, np.random.default_rng(0))
+    assert abs(lens_width(flat, lm, "left_eye") - lens_width(flat, lm, "right_eye")) <= 2
+    layer = place(still, turned, np.random.default_rng(0))
+    near, far = lens_width(layer, turned, "left_eye"), lens_width(layer, turned, "right_eye")
+    assert far < 0.8 * near
+    iod = turned.inter_ocular
+    for occ in lib.by_category("sunglasses") + lib.by_category("eyeglasses"):
+        layer = place(occ, turned, np.random.default_rng(2))
+        xs = np.nonzero((layer.alpha > 0.05).any(0))[0]
+        assert xs.max() <= turned["jaw_right"][0] + 0.3 * iod, occ.name  # far side ends
+        for side in ("left_eye", "right_eye"):
+            x, y = np.round(turned[side]).astype(int)
+            assert outline_region(layer.alpha)[y, x], occ.name
+        unturned = place(occ, lm, np.random.default_rng(2))
+        assert xs.max() < np.nonzero((unturned.alpha > 0.05).any(0))[0].max(), occ.name
 
 
 @pytest.mark.parametrize("category", ["medical_mask", "cloth_mask"])

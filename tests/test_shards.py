@@ -103,7 +103,15 @@ def test_unsafe_members_are_refused(tmp_path, kind):
     limit = 5 if kind == "big" else shards.MAX_MEMBER_BYTES
     with pytest.raises(shards.ShardError):
         list(shards.read_shard(path, max_member_bytes=limit))
+    with pytest.raises(shards.ShardError):  # the header-only count applies the same checks
+        shards.count_shard_samples(path, max_member_bytes=limit)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["train-000000.tar"]
+
+
+def test_count_reads_headers_and_matches_the_reader(tmp_path):
+    path = tmp_path / "train-000000.tar"
+    _write(path, keys=("000000", "000001", "000002"))
+    assert shards.count_shard_samples(path) == len(list(shards.read_shard(path))) == 3
 
 
 def test_truncated_shard_is_an_error(tmp_path):

@@ -189,3 +189,15 @@ def test_unreadable_checkpoint_is_a_one_line_error(tmp_path):
         load_generators(bad)
     assert "cannot read checkpoint" in err.value.format_message()
     assert "\n" not in err.value.format_message()
+
+
+def test_missing_val_split_is_announced_and_logged(micro, tmp_path):
+    only_train = write_toy_shards(tmp_path / "toy", {"train": 2}, shard_size=2)
+    run = tmp_path / "run"
+    r = _train(only_train, run, micro, "--max-steps", "1")
+    assert r.exit_code == 0, r.output
+    assert f"no val split in {only_train}: validation skipped" in r.output
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    notes = [x for x in lines if x["kind"] == "warning"]
+    assert len(notes) == 1 and "no val split" in notes[0]["message"]
+    assert not [x for x in lines if x["kind"] == "val"]

@@ -7,6 +7,7 @@ template landmarks onto the detected ones.
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ..canonical import MEAN_SHAPE
@@ -235,22 +236,62 @@ def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     return _finish(cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.05, "whole rim rests on the skin", 12)
 
 
+def _nonwoven(cv: Canvas) -> np.ndarray:
+    """Multiplicative texture of a non-woven filter fabric: fine speckle, a faint mottle and
+    short random fibre streaks."""
+    rng = cv.rng
+    fibres = np.zeros((cv.H, cv.W), np.float32)
+    for _ in range(int(cv.W * cv.H / 900)):
+        p = rng.uniform((0, 0), (cv.W, cv.H))
+        d = rng.normal(size=2)
+        d = d / max(float(np.linalg.norm(d)), 1e-6) * rng.uniform(6, 16)
+        q0, q1 = np.round(p).astype(int), np.round(p + d).astype(int)
+        cv2.line(fibres, (int(q0[0]), int(q0[1])), (int(q1[0]), int(q1[1])), 1.0, 1, cv2.LINE_AA)
+    fibres = cv2.GaussianBlur(fibres, (0, 0), 0.6)
+    speckle = cv.noise(0.6, 0.03) * cv.noise(1.6, 0.035)  # survives the downscale to a face
+    return speckle * cv.noise(5.0, 0.015) * (1 - 0.08 * np.clip(fibres, 0, 1))
+
+
+def _seal(cv: Canvas, body: np.ndarray, width: float, depth: float = 0.82) -> np.ndarray:
+    """Shading factor darkening a soft band inside the rim, where the mask turns to the skin."""
+    inner = cv2.GaussianBlur(body.astype(np.float32), (0, 0), width)
+    return 1 - (1 - depth) * np.clip((1 - inner) * 2.2, 0, 1) * body
+
+
+def _nose_clip(cv: Canvas, t: Template, pts, base) -> None:
+    """An embossed metal nose clip under the fabric: a lit ridge over a thin shadow."""
+    p = t(pts)
+    cv.paint(cv.polyline(p + (0, 5), 8), base * 0.72, 0.75)
+    cv.paint(cv.polyline(p, 9), np.clip(base * 1.08 + 0.04, 0, 1), 0.85)
+    cv.paint(cv.polyline(p - (0, 2), 3), np.clip(base * 1.2 + 0.08, 0, 1), 0.6)
+
+
 def _n95(seed: int, color: str, valve: bool) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
+    base = rgb(color)
     c = t((127, 184))[0]
-    for yy in (150, 205):  # head straps leaving towards the ears
+    strap = rgb("#d9d6c8") if base.mean() > 0.5 else rgb("#3a3a3e")
+    for yy in (150, 205):  # thin head straps leaving towards the ears
         for side in (-1, 1):
             pts = t([(127 + side * 55, yy), (127 + side * 80, yy - 8)])
-            cv.paint(cv.polyline(pts, 4 * t.k), rgb("#e8e0a0" if color != "#2b2b2e" else "#333"))
-    dome = cv.ellipse(c, (66 * t.k, 58 * t.k))
-    shade = cv.radial(c - (15, 40), 95 * t.k) * 0.35 + 0.75
-    cv.paint(dome, rgb(color) * (shade * cv.noise(0.8, 0.05))[..., None])
-    cv.paint(cv.polyline(cv_ellipse_pts(c, 60 * t.k, 52 * t.k), 5) * dome, rgb(color) * 0.85)
-    cv.paint(cv.polyline(t([(105, 131), (127, 128), (149, 131)]), 10), rgb("#c8c8c8"), 0.9)
+            cv.paint(cv.polyline(pts, 2.2 * t.k), strap * cv.noise(1.0, 0.04)[..., None], 0.95)
+    a, b = 66 * t.k, 58 * t.k
+    dome = cv.ellipse(c, (a, b))
+    # a dome lit from the upper left: brightness from the surface normal of an ellipsoid
+    ex, ey = (cv.xx - c[0]) / a, (cv.yy - c[1]) / b
+    nz = np.sqrt(np.clip(1 - ex**2 - ey**2, 0, 1))
+    light = np.clip(0.62 * nz - 0.26 * ex - 0.2 * ey + 0.4, 0.56, 1.04)
+    shade = light * _nonwoven(cv) * _seal(cv, dome, 3.0 * t.k)
+    cv.paint(dome, _fabric_light(base, shade.astype(np.float32)))
+    # the moulded seam a little inside the rim, in shadow
+    cv.paint(cv.polyline(cv_ellipse_pts(c, 60 * t.k, 52 * t.k), 3) * dome, base * 0.8, 0.6)
+    _nose_clip(cv, t, [(108, 133), (117, 130), (127, 129), (137, 130), (146, 133)], base)
     if valve:
         vc = t((152, 196))[0]
-        cv.paint(cv.ellipse(vc, (15 * t.k, 13 * t.k)), rgb("#8c8f96"))
+        cv.shade(cv.ellipse(vc + (3, 6), (16 * t.k, 14 * t.k)) * dome, 0.8)  # its shadow
+        cv.paint(cv.ellipse(vc, (15 * t.k, 13 * t.k)), rgb("#8c8f96") * cv.vgrad(
+            vc[1] - 13 * t.k, vc[1] + 13 * t.k, 1.12, 0.82)[..., None])  # fmt: skip
         cv.paint(cv.stripes(10, 0, 0.3) * cv.ellipse(vc, (10 * t.k, 8 * t.k)), rgb("#4b4e55"))
     return _finish(
         cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.15, "the rim of the cup seals on the skin", 10
@@ -265,7 +306,8 @@ def cv_ellipse_pts(c, a: float, b: float, n: int = 90) -> np.ndarray:
 def _kn95(seed: int, color: str) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
-    _ear_loops(cv, t, "#f0f0f0" if color != "#26272b" else "#202020", 2.5)
+    base = rgb(color)
+    _ear_loops(cv, t, "#e4e3df" if base.mean() > 0.5 else "#2e2e31", 1.5)
     outline = [
         (60, 150),
         (95, 132),
@@ -280,10 +322,19 @@ def _kn95(seed: int, color: str) -> Drawn:
     ]
     body = cv.poly(t(_smooth_outline(outline)))
     x = cv.xx / t.k + t.x0
-    side = np.where(x < 127, 0.95, 0.82) * cv.cylinder((127 - t.x0) * t.k, 80 * t.k, 0.75)
-    cv.paint(body, rgb(color) * (side * cv.noise(0.7, 0.04))[..., None])
-    cv.paint(cv.polyline(t([(127, 125), (127, 240)]), 4), rgb(color) * 0.7)
-    cv.paint(cv.polyline(t(_smooth_outline(outline)), 9, closed=True) * body, rgb(color) * 0.92)
+    y = cv.yy / t.k + t.y0
+    # two panels meeting at a vertical fold: each rounds away towards the cheek, the lit
+    # panel faces the light, and both darken under the chin
+    across = np.clip(np.abs(x - 127) / 67, 0, 1)
+    panel = np.where(x < 127, 1.0, 0.86) * (1 - 0.22 * across**2)
+    down = 1 - 0.12 * np.clip((y - 195) / 45, 0, 1)
+    fold = 1 + 0.06 * np.exp(-(((x - 124) / 2.5) ** 2)) - 0.1 * np.exp(-(((x - 130) / 3) ** 2))
+    shade = panel * down * fold * _nonwoven(cv) * _seal(cv, body, 2.5 * t.k)
+    cv.paint(body, _fabric_light(base, shade.astype(np.float32)))
+    # the welded edge seam just inside the rim
+    rim = t(_smooth_outline(outline))
+    cv.paint(cv.polyline(rim, 3, closed=True) * body, base * 0.86, 0.7)
+    _nose_clip(cv, t, [(106, 133), (116, 128), (127, 126), (138, 128), (148, 133)], base)
     return _finish(cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.12, "whole rim rests on the skin", 12)
 
 
@@ -302,10 +353,28 @@ SCARVES = [
 def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     t = SCARF_T
     cv = Canvas(t.w, t.h, seed)
-    # upper edge: a soft drape over the nose and cheeks with small irregular dips
-    xs = np.linspace(34, 222, 25)
-    top = 158 + 0.0024 * (xs - 127) ** 2 + 2.5 * np.sin(xs / 9.0 + seed % 7)
-    outline = [*zip(xs, top, strict=True), (232, 215), (240, 262), (16, 262), (24, 215)]
+    rng = cv.rng
+    ph = float(rng.uniform(0, 2 * np.pi))
+
+    def top_of(x):  # the upper edge: over the nose, then down around the jaw to the neck
+        d = np.abs(x - 127)
+        return 158 + 0.0024 * d**2 + 0.012 * np.clip(d - 52, 0, None) ** 2
+
+    # upper edge with small irregular dips where the cloth gathers
+    xs = np.linspace(30, 226, 41)
+    top = top_of(xs) + 2.2 * np.sin(xs / 9.0 + ph) + rng.normal(0, 0.6, xs.size)
+    # lower sides: the cloth hangs in uneven folds off the shoulders
+    ys = np.linspace(float(top[-1]) + 4, 262, 9)
+    right = 224 + 7 * np.sin(ys / 11 + ph) + rng.normal(0, 1.5, ys.size) + 0.3 * (ys - ys[0])
+    ys_l = np.linspace(float(top[0]) + 4, 262, 9)
+    left = (
+        30 - 7 * np.sin(ys_l / 11 + 2 * ph) - rng.normal(0, 1.5, ys.size) - 0.3 * (ys_l - ys_l[0])
+    )
+    outline = [
+        *zip(xs, top, strict=True),
+        *zip(np.clip(right, 200, 250), ys, strict=True),
+        *zip(np.clip(left[::-1], 6, 56), ys_l[::-1], strict=True),
+    ]
     body = cv.poly(t(outline))
     if pattern == "knit":
         col = rgb(base) * (0.82 + 0.25 * cv.stripes(7, 0, 0.45))[..., None]
@@ -329,11 +398,20 @@ def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     # soft horizontal folds, a rolled top edge and fibre noise
     y = cv.yy / t.k + t.y0
     x = cv.xx / t.k + t.x0
-    # folds sag towards the centre and wander (phase noise), as a wrapped scarf does
-    phase = (y - 160 - 0.004 * (x - 127) ** 2) / 7.0 + 2.0 * (cv.noise(25, 1.0) - 1.0)
-    folds = 1 + 0.16 * np.sin(phase) * np.clip(cv.noise(20, 0.6), 0, 2)
-    roll = 1 + 0.07 * np.exp(-(((y - 166 - 0.004 * (x - 127) ** 2) / 3.5) ** 2))
-    shade = folds * roll * cv.cylinder((127 - t.x0) * t.k, 112 * t.k, 0.5)
+    # folds run parallel to the upper edge around the jaw, wander (phase noise) and fan out
+    # downwards round the neck; the cloth under the chin and at the sides is in shadow
+    below = y - top_of(x)
+    wander = 2.0 * (cv.noise(25, 1.0) - 1.0)
+    phase = below / (6.0 + 0.04 * np.clip(below, 0, None)) + wander
+    depth = np.clip(cv.noise(20, 0.6), 0, 2) * (0.7 + 0.3 * np.clip(below / 30, 0, 1))
+    folds = 1 + 0.17 * np.sin(phase) * depth
+    fan = 1 + 0.07 * np.sin((x - 127) / (10 + 0.1 * np.abs(x - 127)) + ph) * np.clip(
+        (y - 215) / 40, 0, 1
+    )
+    roll = (
+        1 + 0.08 * np.exp(-(((below - 7) / 3.5) ** 2)) - 0.06 * np.exp(-(((below - 13) / 4) ** 2))
+    )
+    shade = folds * fan * roll * cv.cylinder((127 - t.x0) * t.k, 112 * t.k, 0.5)
     shade = shade * cv.noise(0.8, 0.06) * cv.weave(2.5, 0.05)
     cv.paint(body, col * shade[..., None])
     return _finish(
@@ -359,7 +437,7 @@ def medical_masks():
 
 def cloth_masks():
     items = [(f"cloth_mask_{n}", lambda s, v=(b, p, c2): _cloth(s, *v)) for n, b, p, c2 in CLOTH]
-    items.append(("cloth_mask_n95_white_valve", lambda s: _n95(s, "#f3f1ea", True)))
+    items.append(("cloth_mask_n95_white_valve", lambda s: _n95(s, "#e6e0cc", True)))
     items.append(("cloth_mask_n95_white", lambda s: _n95(s, "#f5f5f2", False)))
     items.append(("cloth_mask_kn95_black", lambda s: _kn95(s, "#26272b")))
     items.append(("cloth_mask_kn95_white", lambda s: _kn95(s, "#f4f4f1")))

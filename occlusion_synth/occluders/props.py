@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .draw import Canvas, Drawn, rgb
-from .hands import SKINS, _skin_field
+from .hands import SKINS, _finger, _skin_field
 
 BELOW = {"rule": "from_below", "rotation_jitter_deg": [-15.0, 15.0], "flip": True}
 
@@ -158,15 +158,22 @@ PHONES = [
 
 
 def _phone(seed: int, color: str, skin_i: int) -> Drawn:
+    """A phone held to the cheek: we see its back, the back of the hand below it, four
+    fingertips wrapping its far edge and the thumb along its near edge (``hands`` fingers)."""
     W, H = 300, 512
     cv = Canvas(W, H, seed)
     skin = _skin_field(cv, SKINS[skin_i])
-    cv.paint(
-        cv.poly([(95, H + 2), (205, H + 2), (200, 330), (100, 330)]),
-        skin * cv.cylinder(150, 60, 0.7)[..., None],
-    )
-    cv.paint(cv.rounded_rect(82, 250, 218, 350, 40), skin)
+    hand = cv.poly(
+        [(98, H + 2), (204, H + 2), (202, 392), (222, 336), (228, 262), (204, 232), (112, 236),
+         (86, 276), (92, 362)]
+    )  # fmt: skip
+    form = cv.cylinder(156, 68, 0.74) * cv.vgrad(232, 400, 0.93, 1.02) * cv.noise(35, 0.04)
+    form = form * (1 - 0.06 * np.exp(-(((cv.yy - 392) / 14) ** 2)))  # the wrist
+    cv.paint(hand, skin * form[..., None])
+    for x in (130, 158, 186):  # tendons on the back of the hand, faint
+        cv.paint(cv.polyline([(x + 3, 370), (x + 8, 300)], 6), skin * 1.05, 0.15)
     body = cv.rounded_rect(88, 20, 212, 290, 20, angle=-6)
+    cv.shade(cv.rounded_rect(92, 30, 220, 298, 22, angle=-6) * (cv.a > 0) * (1 - body), 0.75)
     cv.paint(
         body, rgb(color) * (cv.cylinder(150, 62, 0.7) * cv.vgrad(20, 290, 1.1, 0.9))[..., None]
     )
@@ -174,9 +181,24 @@ def _phone(seed: int, color: str, skin_i: int) -> Drawn:
     for c in ((118, 52), (126, 78)):
         cv.paint(cv.ellipse(c, (8, 8)), rgb("#0c0c10"))
     cv.paint(cv.stripes(160, 60, 0.08) * body, rgb("#ffffff"), 0.25)
-    for i, y in enumerate((150, 185, 220, 255)):  # fingers wrapping the far edge
-        cv.paint(cv.capsule((190, y), (222 - 3 * i, y + 8), 28), skin * 0.95)
-    cv.paint(cv.capsule((100, 300), (88, 200), 32), skin)  # thumb along the near edge
+    skin_before = cv.a.copy()
+    for i, (y, length, width) in enumerate(
+        ((146, 60, 26), (180, 64, 27), (213, 58, 25), (244, 46, 22))
+    ):
+        base = (226 - 3 * i - 0.1 * y, y)
+        # the finger's soft contact shadow on the phone's back, then the finger over it
+        shadow = cv.capsule((base[0] - 6, y + 6), (base[0] - length * 0.85, y + 9), width * 0.95)
+        cv.shade(shadow * body, 0.72)
+        # the finger bends round the phone's edge: a rounded middle joint, side-on and darker
+        knuckle = cv.ellipse((base[0] - 2, y + 1), (width * 0.42, width * 0.52), -6)
+        cv.paint(
+            knuckle, skin * (0.86 * cv.hgrad(base[0] - 12, base[0] + 10, 1.05, 0.85))[..., None]
+        )
+        _finger(cv, base, -86 - 3 * i, length, width, skin, True, -4.0)
+    cv.shade(cv.capsule((104, 306), (92, 208), 34) * body, 0.75)  # the thumb's shadow
+    _finger(cv, (108, 318), -5, 108, 32, skin, True, -3.0)
+    skin_cov = np.clip(cv.a - skin_before, 0, 1) + hand * (1 - body)
+    cv.shade(np.clip(skin_cov, 0, 1), cv.noise(0.6, 0.025) * cv.noise(6, 0.02))  # pores
     return Drawn(
         cv.to_rgba(),
         {"target": [150.0, 120.0], "entry": [150.0, H - 1.0]},
