@@ -61,7 +61,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign files end the same way
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UserError(f"cannot read checkpoint {path}: {first}") from exc
+        raise UserError(
+            f"cannot read checkpoint {path}: not a PyTorch checkpoint, or damaged ({first})"
+        ) from exc
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not an fdsgan-train checkpoint ({FORMAT})")
     return ckpt
