@@ -42,6 +42,8 @@ import numpy as np
 
 from . import shards
 from .errors import UserError
+from .faces import DEFAULT_MAX_OUTSIDE
+from .sample import category_stratum
 from .splits import assign_shards, face_order, split_of
 
 PARTIAL_DIR = ".partial"
@@ -92,7 +94,7 @@ class BuildOptions:
     occluders_dir: str | None = None
     landmarks: str = "auto"
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
-    max_outside: float = 0.5  # reject faces whose frame lies mostly beyond the photo
+    max_outside: float = DEFAULT_MAX_OUTSIDE  # reject faces mostly beyond the photo
     resume: bool = False
     overwrite: bool = False
     landmark_cache: str | None = "default"  # a path, "default", or None for no cache
@@ -228,14 +230,11 @@ def _locate_face(args: tuple[Any, Any]) -> tuple[Any, str | None]:
 
     src, points = args
     try:
-        face = load_aligned(src, provider=_STATE["provider"], points=points)
+        face = load_aligned(
+            src, provider=_STATE["provider"], points=points, max_outside=_STATE["max_outside"]
+        )
     except Reject as exc:
         return None, exc.reason
-    if face.outside > _STATE["max_outside"]:
-        return None, (
-            f"face cropped too tightly: {face.outside:.0%} of the 256x256 frame lies outside "
-            f"the photo (limit --max-outside {_STATE['max_outside']:g})"
-        )
     return face.found, None
 
 
@@ -248,8 +247,6 @@ def _produce(i: int) -> tuple[int, list[tuple[str, bytes]], dict[str, Any]]:
     face = load_aligned(entry.source, provider=st["provider"], points=entry.points)
     rng = np.random.default_rng([st["seed"], i])
     key = sample_key(i)
-    from .sample import category_stratum
-
     stratum = category_stratum(st["seed"], i)
     sample = st["make"](face, st["library"], rng, st["sample_options"], key=key, stratum=stratum)
     meta = dict(sample.meta)

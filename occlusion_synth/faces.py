@@ -397,17 +397,24 @@ def _mapped(found: SourcePoints, matrix: np.ndarray) -> SourcePoints:
     )
 
 
+#: Default ``max_outside`` of builds and previews (``--max-outside``).
+DEFAULT_MAX_OUTSIDE = 0.5
+
+
 def load_aligned(
     src: FaceSource,
     provider: str = "auto",
     detector: Detector | None = None,
     cache: LandmarkCache | None = None,
     points: SourcePoints | None = None,
+    max_outside: float | None = None,
 ) -> AlignedFace:
     """Read, validate and align one face; raises ``Reject`` when it cannot be used.
 
     ``points`` (e.g. from a ``LandmarkCache`` read in a parent process) skips landmark
     lookup entirely; otherwise ``locate`` finds them (``cache`` is consulted and updated).
+    ``max_outside`` rejects a face when more than that fraction of its frame lies beyond the
+    photo (tight crops, whose outside is filled from the photo's edge).
     """
     rgb, quality = read_rgb(_source_path(src))
     h, w = rgb.shape[:2]
@@ -426,6 +433,12 @@ def load_aligned(
             matrix = alignment_matrix(five)
         except ValueError:
             raise Reject("degenerate landmarks") from None
+    outside = outside_fraction(rgb.shape, matrix)
+    if max_outside is not None and outside > max_outside:
+        raise Reject(
+            f"face cropped too tightly: {outside:.0%} of the 256x256 frame lies outside "
+            f"the photo (limit --max-outside {max_outside:g})"
+        )
     return AlignedFace(
         image=warp_to_canonical(rgb, matrix),
         landmarks=to_canonical(found, matrix),
@@ -433,5 +446,5 @@ def load_aligned(
         matrix=matrix,
         jpeg_quality=quality,
         found=found,
-        outside=outside_fraction(rgb.shape, matrix),
+        outside=outside,
     )

@@ -16,6 +16,7 @@ ends up as bright as the cheek it is next to.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 from collections import OrderedDict
@@ -248,8 +249,13 @@ def category_stratum(seed: int, index: int) -> float:
     (seed, index) whose values spread evenly, so over any run of samples each category's
     share matches its weight to within a few samples rather than random sampling noise.
     """
-    start = float(np.random.default_rng([seed, 0x5EED]).random())
-    return (start + index * 0.6180339887498949) % 1.0
+    return (_stratum_start(seed) + index * 0.6180339887498949) % 1.0
+
+
+@functools.lru_cache(maxsize=8)
+def _stratum_start(seed: int) -> float:
+    """The seeded start of ``category_stratum``'s sequence (one draw per seed, not per sample)."""
+    return float(np.random.default_rng([seed, 0x5EED]).random())
 
 
 def _choose_categories(
