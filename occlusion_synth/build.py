@@ -43,6 +43,7 @@ import numpy as np
 from . import shards
 from .errors import UserError
 from .faces import DEFAULT_MAX_OUTSIDE
+from .landmarks import FaceMeshDetector
 from .sample import category_stratum
 from .splits import assign_shards, face_order, split_of
 
@@ -72,7 +73,6 @@ PLAN_KEYS = (
     "split",
     "max_outside",
 )
-DETECTOR_NAME = "mediapipe"  # landmarks.FaceMeshDetector.name, the cache's detector key
 
 
 class BuildInterrupted(Exception):
@@ -318,7 +318,7 @@ def _resolve_pool(options: BuildOptions, pool: Any, progress: bool) -> tuple[lis
             for src in batch:
                 hit = None
                 if cache is not None and src.path is not None and not _annotated(src, options):
-                    hit = cache.get(src.path, DETECTOR_NAME)
+                    hit = cache.get(src.path, FaceMeshDetector.name)
                 jobs.append((src, hit))
             chunk = max(1, min(16, len(jobs) // (4 * max(1, options.workers))))
             for (src, hit), (found, reason) in zip(
@@ -328,7 +328,7 @@ def _resolve_pool(options: BuildOptions, pool: Any, progress: bool) -> tuple[lis
                     rejects.append((src.id, reason))
                     continue
                 if cache is not None and hit is None and found.provider != "celeba":
-                    cache.put(src.path, DETECTOR_NAME, found)
+                    cache.put(src.path, FaceMeshDetector.name, found)
                 split = split_of(src.id, src.split, options.split)
                 accepted.append(PoolFace(source=src, points=found, split=split))
                 bar.update(1)

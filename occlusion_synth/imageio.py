@@ -96,24 +96,27 @@ def _open_checked(path: Path) -> Image.Image:
         raise Reject("not an image (unrecognised file content)") from None
     except OSError as exc:
         raise Reject(f"cannot open image ({exc})") from None
+    reason = _header_problem(path, image)
+    if reason is not None:
+        image.close()
+        raise Reject(reason)
+    return image
+
+
+def _header_problem(path: Path, image: Image.Image) -> str | None:
+    """Why an opened (not yet decoded) image is unusable, or None."""
     w, h = image.size
     if w * h > MAX_PIXELS:
-        image.close()
-        raise Reject(f"image too large ({w}x{h} is over {MAX_PIXELS:,} pixels)")
+        return f"image too large ({w}x{h} is over {MAX_PIXELS:,} pixels)"
     if min(w, h) < MIN_SIDE:
-        image.close()
-        raise Reject(f"image too small ({w}x{h}, needs at least {MIN_SIDE} px a side)")
-    mode = image.mode
-    if mode == "CMYK":
-        image.close()
-        raise Reject("CMYK colour (convert to RGB first)")
-    if mode in _GREY_MODES or mode.startswith("I;16"):
-        image.close()
-        raise Reject("greyscale image (a colour photo is needed)")
+        return f"image too small ({w}x{h}, needs at least {MIN_SIDE} px a side)"
+    if image.mode == "CMYK":
+        return "CMYK colour (convert to RGB first)"
+    if image.mode in _GREY_MODES or image.mode.startswith("I;16"):
+        return "greyscale image (a colour photo is needed)"
     if image.format == "PNG" and (_png_bit_depth(path) or 8) > 8:
-        image.close()
-        raise Reject("16-bit PNG (convert to 8-bit RGB first)")
-    return image
+        return "16-bit PNG (convert to 8-bit RGB first)"
+    return None
 
 
 def read_rgb(path: Path) -> tuple[np.ndarray, int | None]:
@@ -122,7 +125,7 @@ def read_rgb(path: Path) -> tuple[np.ndarray, int | None]:
     EXIF orientation is applied, so pixel coordinates are those of the upright photo.
     Raises ``Reject`` for anything unusable; never lets a decoder error through.
     """
-    image = _open_checked(path)
+    image = opened = _open_checked(path)
     try:
         quality = estimate_jpeg_quality(image) if image.format == "JPEG" else None
         with warnings.catch_warnings():
@@ -140,15 +143,13 @@ def read_rgb(path: Path) -> tuple[np.ndarray, int | None]:
             if alpha.min() < 255:
                 raise Reject("has alpha channel (transparent pixels)")
         rgb = np.asarray(image.convert("RGB"))
-    except Reject:
-        raise
     except (OSError, SyntaxError, ValueError) as exc:
         msg = str(exc).lower()
         if "truncated" in msg or "premature" in msg or "broken data" in msg:
             raise Reject("truncated image (file ends early)") from None
         raise Reject(f"corrupt image ({exc})") from None
     finally:
-        image.close()
+        opened.close()  # the file; images derived from it hold no file
     if _looks_grey(rgb):
         raise Reject("greyscale image (colour channels are identical)")
     return np.ascontiguousarray(rgb), quality

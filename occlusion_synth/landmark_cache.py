@@ -80,9 +80,8 @@ class LandmarkCache:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_cache_path()
-        self._rows: dict[Key, dict] = {}
+        self._rows: dict[Key, dict] = self._read()
         self._new: dict[Key, dict] = {}
-        self._rows.update(self._read())
 
     def _read(self) -> dict[Key, dict]:
         if not self.path.is_file():

@@ -162,7 +162,6 @@ class Detector(Protocol):
     """Finds one face's mesh on an RGB image; ``name`` keys the landmark cache."""
 
     name: str
-    calls: int
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
         """(>=468, 2) mesh in pixels of ``rgb``, or None when no face is found."""
@@ -211,12 +210,10 @@ class FaceMeshDetector:
             )
             # the graph starts on its own threads, which log as they go: run it once here
             self._mesh.process(np.zeros((64, 64, 3), np.uint8))
-        self.calls = 0
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
         with _silenced_stderr():
             result = self._mesh.process(np.ascontiguousarray(rgb))
-        self.calls += 1
         if not result.multi_face_landmarks:
             return None
         h, w = rgb.shape[:2]
@@ -253,7 +250,6 @@ class FaceLandmarkerDetector:
         self._mp = mp
         self.path = path
         self.name = f"mediapipe-task:{path.resolve()}"
-        self.calls = 0
 
     def detect(self, rgb: np.ndarray) -> np.ndarray | None:
         image = self._mp.Image(
@@ -265,7 +261,6 @@ class FaceLandmarkerDetector:
         except RuntimeError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "error"
             raise LandmarkError(f"face landmarker model {self.path} failed: {first}") from None
-        self.calls += 1
         if not result.face_landmarks:
             return None
         h, w = rgb.shape[:2]

@@ -259,7 +259,12 @@ def test_frame_beyond_the_photo_is_filled_softly_and_measured() -> None:
     photo = rng.integers(0, 255, (128, 128, 3), dtype=np.uint8)
     shift = np.array([[1.0, 0.0, 64.25], [0.0, 1.0, 64.0]])  # photo in the middle quarter
     assert faces.outside_fraction(photo.shape, shift) == pytest.approx(0.75, abs=1e-6)
-    assert faces.outside_fraction(photo.shape, faces.celeba_matrix(128, 128)) >= 0.0
+    mirrored = np.array([[-1.0, 0.0, 191.75], [0.0, 1.0, 64.0]])  # same place, flipped
+    assert faces.outside_fraction(photo.shape, mirrored) == pytest.approx(0.75, abs=1e-6)
+    # CelebA's crop of a square photo: a square of its width from 30/178 down runs off the foot
+    celeba = faces.celeba_matrix(128, 128)
+    assert faces.outside_fraction(photo.shape, celeba) == pytest.approx(30 / 178, abs=1e-6)
+    assert faces.outside_fraction((218, 178), faces.celeba_matrix(178, 218)) == 0.0
     out = faces.warp_to_canonical(photo, shift)
     plain = cv2.warpAffine(
         photo, shift, (256, 256), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE

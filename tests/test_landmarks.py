@@ -135,6 +135,12 @@ def test_missing_face_landmarker_task(tmp_path: Path) -> None:
         landmarks.get_detector(tmp_path / "face_landmarker.task")
 
 
+def test_cli_offers_exactly_the_providers() -> None:
+    from occlusion_synth.commands import options
+
+    assert options.PROVIDERS == landmarks.PROVIDERS  # kept apart only to spare numpy imports
+
+
 def test_unknown_provider() -> None:
     src = faces.discover_faces("demo")[0]
     with pytest.raises(landmarks.LandmarkError, match="unknown landmark provider"):
