@@ -555,7 +555,7 @@ def _finish(
     manifest = table.select(["split", "categories", "coverage"]).to_pydict()
     card = dataset_card(options, counts, manifest, len(rejects), library)
     shards.write_json_atomic(out / shards.DATASET_CARD, card)
-    _write_preview(out, echo)
+    _write_preview(out)
     shutil.rmtree(parts)
 
 
@@ -617,19 +617,11 @@ def library_fingerprint(library: Any) -> dict[str, Any]:
     }
 
 
-def _write_preview(out: Path, echo: Callable[[str], None]) -> None:
-    """A contact sheet of the first samples (``preview.png``), via ``preview``."""
-    try:
-        from .preview import draw_sample_sheet, sample_label
-    except ImportError:
-        echo("note: preview.png skipped (occlusion_synth.preview is not available)")
-        return
-    rows = []
-    for s in shards.iter_samples(out):
-        label = f"{sample_label(len(rows), s.meta)}  ·  {s.key} ({s.meta.get('split', '?')})"
-        rows.append((s.input, s.mask, s.target, label))
-        if len(rows) == PREVIEW_SAMPLES:
-            break
+def _write_preview(out: Path) -> None:
+    """A contact sheet of the first samples (``preview.png``)."""
+    from .preview import dataset_rows, draw_sample_sheet
+
+    rows = dataset_rows(out, PREVIEW_SAMPLES)
     draw_sample_sheet(rows, out / PREVIEW, title=f"{out.name}: first {len(rows)} samples")
 
 

@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from occlusion_synth.layers import Layer
-from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats, luminance
+from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
 
 #: Alpha below this counts as "not there" when finding a layer's bounding box.
 _ALPHA_EPS = 1.0 / 1024.0
@@ -356,4 +356,4 @@ def composite(
     return out, mask, info
 
 
-__all__ = ["composite", "face_stats", "FaceStats", "luminance"]
+__all__ = ["composite"]

@@ -63,12 +63,16 @@ def target_point(lm: Landmarks, name: str) -> np.ndarray:
 def estimate_yaw(lm: Landmarks) -> float:
     """Head yaw in [-1, 1] from the nose tip's offset along the eye line (+: turned right,
     i.e. the image-right side of the face is the far side)."""
+    return float(np.clip(_nose_offset(lm) * 2.5, -1.0, 1.0))
+
+
+def _nose_offset(lm: Landmarks) -> float:
+    """The nose tip's offset along the eye line from the eyes' midpoint, in inter-ocular
+    units, relative to the mean shape's (0 for a frontal face)."""
     d = lm["right_eye"] - lm["left_eye"]
     iod = max(float(np.linalg.norm(d)), 1e-6)
-    u = d / iod
     mid = (lm["left_eye"] + lm["right_eye"]) / 2
-    off = float(np.dot(lm["nose_tip"] - mid, u)) / iod - _MEAN_YAW
-    return float(np.clip(off * 2.5, -1.0, 1.0))
+    return float(np.dot(lm["nose_tip"] - mid, d / iod)) / iod - _MEAN_YAW
 
 
 def outline_region(alpha: np.ndarray, threshold: float = 0.02) -> np.ndarray:
@@ -140,9 +144,8 @@ def _level_matrix(level: int) -> np.ndarray:
     return np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1]])
 
 
-def _bbox(points: np.ndarray, full: bool) -> tuple[int, int, int, int]:
-    if full:
-        return 0, 0, S, S
+def _bbox(points: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of ``points`` grown by a 2-3 px margin, clipped to the frame."""
     x0, y0 = np.floor(points.min(0)) - 2
     x1, y1 = np.ceil(points.max(0)) + 3
     x0, y0 = int(max(x0, 0)), int(max(y0, 0))
@@ -182,14 +185,15 @@ def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> La
     scale = _det_scale(M[:2, :2])
     lvl = _level_for(scale, len(cache["levels"]))
     img, con = cache["levels"][lvl]
-    M3 = np.vstack([M, [0, 0, 1]]) @ _level_matrix(lvl)
+    M33 = np.vstack([M, [0, 0, 1]])
+    M3 = M33 @ _level_matrix(lvl)
     bx0, by0, bx1, by1 = cache["bbox"]
     corners = np.array([[bx0, by0, 1], [bx1, by0, 1], [bx0, by1, 1], [bx1, by1, 1]]).T
-    pts = (np.vstack([M, [0, 0, 1]]) @ corners)[:2].T
+    pts = (M33 @ corners)[:2].T
     if extend:  # the replicated border row runs on along the asset's entry direction
         far = np.array(params.get("entry_dir", (0.0, 0.0))) * 2 * S
         pts = np.vstack([pts, pts + far])
-    box = _bbox(pts, False)
+    box = _bbox(pts)
     x0, y0, x1, y1 = box
     params["level"] = lvl
     if x1 <= x0 or y1 <= y0:
@@ -201,31 +205,6 @@ def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> La
     c = None
     if cache["has_contact"]:
         c = cv2.warpAffine(con, T[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return _to_layer(occ, prem, c, box, params)
-
-
-def _warp_perspective(occ: Occluder, Hm: np.ndarray, params: dict) -> Layer:
-    """Warp with a homography ``Hm`` (asset level-0 pixels -> frame)."""
-    cache = _prepare(occ)
-    scale = _det_scale(Hm[:2, :2] / Hm[2, 2])
-    lvl = _level_for(scale, len(cache["levels"]))
-    img, con = cache["levels"][lvl]
-    bx0, by0, bx1, by1 = cache["bbox"]
-    corners = np.array([[bx0, by0], [bx1, by0], [bx0, by1], [bx1, by1]], np.float64)
-    pts = cv2.perspectiveTransform(corners[None], Hm)[0]
-    box = _bbox(pts, False)
-    x0, y0, x1, y1 = box
-    params["level"] = lvl
-    if x1 <= x0 or y1 <= y0:
-        return _to_layer(occ, img[:0, :0], None, box, params)
-    T = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ Hm @ _level_matrix(lvl)
-    size = (x1 - x0, y1 - y0)
-    prem = cv2.warpPerspective(img, T, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    c = None
-    if cache["has_contact"]:
-        c = cv2.warpPerspective(
-            con, T, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
-        )
     return _to_layer(occ, prem, c, box, params)
 
 
@@ -264,7 +243,7 @@ def _warp_tps(occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict) -> 
     bx0, by0, bx1, by1 = cache["bbox"]
     gx, gy = np.meshgrid(np.linspace(bx0, bx1, 5), np.linspace(by0, by1, 5))
     edge = np.stack([gx.ravel(), gy.ravel()], 1)
-    box = _bbox(_tps_apply(fwd, edge), False)
+    box = _bbox(_tps_apply(fwd, edge))
     x0, y0, x1, y1 = box
     params["level"] = lvl
     if x1 <= x0 or y1 <= y0:
@@ -308,7 +287,7 @@ def _rot(deg: float) -> np.ndarray:
     return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
 
 
-def _jitter(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> dict[str, float]:
+def _jitter(occ: Occluder, rng: np.random.Generator) -> dict[str, float]:
     pl = occ.placement
     off = pl.get("offset_iod", {})
     return {
@@ -336,11 +315,7 @@ _FACE_OVAL = (
 def yaw_angle(lm: Landmarks) -> float:
     """Head yaw in radians from the nose tip's offset along the eye line, with the nose
     ``_NOSE_DEPTH`` half-IODs in front of the eyes (+: image-right side is the far side)."""
-    d = lm["right_eye"] - lm["left_eye"]
-    iod = max(float(np.linalg.norm(d)), 1e-6)
-    mid = (lm["left_eye"] + lm["right_eye"]) / 2
-    off = float(np.dot(lm["nose_tip"] - mid, d / iod)) / iod - _MEAN_YAW
-    return float(np.clip(np.arctan(2.0 * off / _NOSE_DEPTH), -1.1, 1.1))
+    return float(np.clip(np.arctan(2.0 * _nose_offset(lm) / _NOSE_DEPTH), -1.1, 1.1))
 
 
 def face_edge(lm: Landmarks, mid: np.ndarray, u: np.ndarray, side: float) -> float:
@@ -386,7 +361,7 @@ def _lens_span(occ: Occluder, a_mid: np.ndarray, a_dir: np.ndarray) -> float:
 
 
 def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
-    j = _jitter(occ, lm, rng)
+    j = _jitter(occ, rng)
     el, er = lm["left_eye"], lm["right_eye"]
     iod = max(lm.inter_ocular, 1e-3)
     u = (er - el) / iod
@@ -436,7 +411,7 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
     gi = np.argmax(g)
     for v in (va.min(), va.max()):
         box_pts.append(mid + u * X[gi] * e_img + n * v * sy * g[gi])
-    box = _bbox(np.array(box_pts), False)
+    box = _bbox(np.array(box_pts))
     lvl = _level_for(min(sx, sy), len(cache["levels"]))
     img, con = cache["levels"][lvl]
     params = {
@@ -480,7 +455,7 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
 
 
 def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
-    j = _jitter(occ, lm, rng)
+    j = _jitter(occ, rng)
     names = [k for k in occ.anchors if k in lm.points]
     src = np.array([occ.anchors[k] for k in names], np.float64)
     dst = np.array([lm[k] for k in names], np.float64)
@@ -504,7 +479,7 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
 
 def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     pl = occ.placement
-    j = _jitter(occ, lm, rng)
+    j = _jitter(occ, rng)
     targets = sorted(pl["targets"])
     target = targets[int(rng.integers(len(targets)))]
     edges = pl["targets"][target]

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from occlusion_synth.shards import iter_samples
+
 #: Side of one image cell on the sheet (pixels; samples are 256x256).
 CELL = 256
 #: Height of the label strip above each row.
@@ -117,3 +119,14 @@ def sample_label(index: int, meta: dict[str, Any]) -> str:
     src = meta.get("source_id")
     src_txt = f"  ·  {src}" if src else ""
     return f"{index + 1}. {names}{cov_txt}{src_txt}"
+
+
+def dataset_rows(root: str | Path, n: int) -> list[SampleRow]:
+    """The first ``n`` samples of a built dataset as sheet rows, labelled with key and split."""
+    rows: list[SampleRow] = []
+    for s in iter_samples(root):
+        label = f"{sample_label(len(rows), s.meta)}  ·  {s.key} ({s.meta.get('split', '?')})"
+        rows.append((s.input, s.mask, s.target, label))
+        if len(rows) >= n:
+            break
+    return rows

@@ -170,11 +170,13 @@ def test_layers_composite_in_order() -> None:
     red, blue = disc_layer(0.0), disc_layer(0.0)
     red.rgb[:] = (1, 0, 0)
     blue.rgb[:] = (0, 0, 1)
+    red.name, blue.name = "red", "blue"
     out, _, info = composite(target, [red, blue], np.random.default_rng(0))
     assert out[150, 128, 2] > out[150, 128, 0]
-    out, _, _ = composite(target, [blue, red], np.random.default_rng(0))
+    assert [layer["name"] for layer in info["layers"]] == ["red", "blue"]
+    out, _, info = composite(target, [blue, red], np.random.default_rng(0))
     assert out[150, 128, 0] > out[150, 128, 2]
-    assert [layer["name"] for layer in info["layers"]] == ["disc", "disc"]
+    assert [layer["name"] for layer in info["layers"]] == ["blue", "red"]
 
 
 def test_same_seed_same_result() -> None:

@@ -11,6 +11,7 @@ from occlusion_synth.preview import (
     CELL,
     HEADER_H,
     LABEL_H,
+    dataset_rows,
     draw_sample_sheet,
     row_height,
     sample_label,
@@ -101,7 +102,11 @@ def test_preview_from_a_built_dataset(tmp_path) -> None:
     rows = _rows(3)
     with shards.ShardWriter(root / "shards" / shards.shard_name("train", 0)) as writer:
         for i, (inp, mask, target, _) in enumerate(rows):
-            meta = {"occluders": [{"name": f"thing{i}", "category": "test"}], "coverage": 0.1}
+            meta = {
+                "occluders": [{"name": f"thing{i}", "category": "test"}],
+                "coverage": 0.1,
+                "split": "train",
+            }
             writer.add(shards.encode_sample(f"k{i}", inp, mask, target, meta))
     out = tmp_path / "from.png"
     res = CliRunner().invoke(main, ["preview", "--from", str(root), "--n", "2", "--out", str(out)])
@@ -110,3 +115,8 @@ def test_preview_from_a_built_dataset(tmp_path) -> None:
     assert img.height == HEADER_H + 2 * row_height() + 4
     y = HEADER_H + LABEL_H
     np.testing.assert_array_equal(np.asarray(img)[y : y + CELL, 4 : 4 + CELL], rows[0][0])
+    listed = dataset_rows(root, 5)  # fewer samples than asked: all of them, in order
+    assert [r[3] for r in listed] == [
+        f"{i + 1}. thing{i} (test)  ·  10.0% masked  ·  k{i} (train)" for i in range(3)
+    ]
+    np.testing.assert_array_equal(listed[2][1], rows[2][1])

@@ -32,7 +32,7 @@ def _samples_from_faces(
     import numpy as np
     from tqdm import tqdm
 
-    from occlusion_synth.faces import discover_faces, load_aligned
+    from occlusion_synth.faces import DEFAULT_MAX_OUTSIDE, discover_faces, load_aligned
     from occlusion_synth.imageio import Reject
     from occlusion_synth.landmarks import check_provider
     from occlusion_synth.occluders.library import OccluderLibrary
@@ -59,7 +59,9 @@ def _samples_from_faces(
                 continue
             if idx not in aligned:
                 try:
-                    aligned[idx] = load_aligned(sources[idx], provider=provider)
+                    aligned[idx] = load_aligned(
+                        sources[idx], provider=provider, max_outside=DEFAULT_MAX_OUTSIDE
+                    )
                 except Reject as exc:
                     rejected.add(idx)
                     tqdm.write(f"skipped {sources[idx].id}: {exc}")
@@ -75,17 +77,11 @@ def _samples_from_faces(
 
 def _samples_from_dataset(root: Path, n: int):
     """The first ``n`` samples of a built dataset."""
-    from occlusion_synth.preview import sample_label
-    from occlusion_synth.shards import ShardError, iter_samples
+    from occlusion_synth.preview import dataset_rows
+    from occlusion_synth.shards import ShardError
 
-    rows = []
     try:
-        for s in iter_samples(root):
-            meta = dict(s.meta)
-            label = sample_label(len(rows), meta) + f"  ·  {s.key}"
-            rows.append((s.input, s.mask, s.target, label))
-            if len(rows) >= n:
-                break
+        rows = dataset_rows(root, n)
     except (FileNotFoundError, ShardError) as exc:
         raise UserError(f"--from {root}: {exc}") from None
     if not rows:

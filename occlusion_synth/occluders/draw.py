@@ -246,6 +246,17 @@ class Drawn:
         self.material = material
 
 
+def ellipse_outline(c, a: float, b: float, angle: float = 0.0, n: int = 32) -> np.ndarray:
+    """Outline (n, 2) of an ellipse centred at ``c`` with semi-axes ``a``, ``b``, rotated by
+    ``angle`` degrees (the first and last points coincide), for stroking with ``polyline``."""
+    t = np.linspace(0, 2 * np.pi, n)
+    th = np.deg2rad(angle)
+    x, y = a * np.cos(t), b * np.sin(t)
+    return np.stack(
+        [c[0] + x * np.cos(th) - y * np.sin(th), c[1] + x * np.sin(th) + y * np.cos(th)], 1
+    )
+
+
 def lens_outline(style: str, a: float, b: float, n: int = 96) -> np.ndarray:
     """Outline (n, 2) of an image-left lens centred at 0; its outer (temple) side is -x."""
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .draw import Canvas, Drawn, rgb
+from .draw import Canvas, Drawn, ellipse_outline, rgb
 
 W, H = 320, 512
 SKINS = ["#f1c7a6", "#8d5a3b", "#d9a27c", "#5a3a28", "#e8b48f", "#b07850", "#c68e6a"]
@@ -98,19 +98,10 @@ def _finger(
         nail = cv.ellipse(nc, (widths[-1] * 0.42, widths[-1] * 0.3), ang) * cov
         nail_col = np.clip(skin * 1.08 + np.array([0.05, 0.0, 0.02], np.float32), 0, 1)
         cv.paint(nail, nail_col, 0.8)
-        cv.shade(cv.polyline(_ellipse_pts(nc, widths[-1] * 0.42, widths[-1] * 0.3, ang), 1.0)
+        cv.shade(cv.polyline(ellipse_outline(nc, widths[-1] * 0.42, widths[-1] * 0.3, ang), 1.0)
                  * cov, 0.8)  # fmt: skip
         cv.paint(cv.ellipse(nc + tip_d * 2, (widths[-1] * 0.22, widths[-1] * 0.08), ang),
                  rgb("#ffffff"), 0.18)  # fmt: skip
-
-
-def _ellipse_pts(c, a: float, b: float, angle: float, n: int = 32) -> np.ndarray:
-    t = np.linspace(0, 2 * np.pi, n)
-    th = np.deg2rad(angle)
-    x, y = a * np.cos(t), b * np.sin(t)
-    return np.stack(
-        [c[0] + x * np.cos(th) - y * np.sin(th), c[1] + x * np.sin(th) + y * np.cos(th)], 1
-    )
 
 
 def _arm_and_palm(cv: Canvas, skin, palm_h: float = 140) -> None:

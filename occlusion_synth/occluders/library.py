@@ -24,7 +24,7 @@ Sidecar schema (``<name>.json`` beside ``<name>.png``; users may add their own f
 
 Rule requirements: ``eyewear`` needs anchors ``left_eye`` and ``right_eye``; ``face_warp``
 needs at least three canonical-landmark anchors; ``from_*`` rules need ``target`` and
-``entry`` and a non-empty ``targets`` map. Target names are in ``placement.TARGETS``; edges are
+``entry`` and a non-empty ``targets`` map. Target names are in ``TARGET_NAMES``; edges are
 ``top``, ``bottom``, ``left``, ``right``.
 """
 

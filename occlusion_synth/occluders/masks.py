@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..canonical import MEAN_SHAPE
-from .draw import Canvas, Drawn, rgb
+from .draw import Canvas, Drawn, ellipse_outline, rgb
 
 MASK_ANCHORS = (
     "nose_bridge",
@@ -285,7 +285,7 @@ def _n95(seed: int, color: str, valve: bool) -> Drawn:
     shade = light * _nonwoven(cv) * _seal(cv, dome, 3.0 * t.k)
     cv.paint(dome, _fabric_light(base, shade.astype(np.float32)))
     # the moulded seam a little inside the rim, in shadow
-    cv.paint(cv.polyline(cv_ellipse_pts(c, 60 * t.k, 52 * t.k), 3) * dome, base * 0.8, 0.6)
+    cv.paint(cv.polyline(ellipse_outline(c, 60 * t.k, 52 * t.k, n=90), 3) * dome, base * 0.8, 0.6)
     _nose_clip(cv, t, [(108, 133), (117, 130), (127, 129), (137, 130), (146, 133)], base)
     if valve:
         vc = t((152, 196))[0]
@@ -296,11 +296,6 @@ def _n95(seed: int, color: str, valve: bool) -> Drawn:
     return _finish(
         cv, t, MASK_ANCHORS, WARP_PLACEMENT, 0.15, "the rim of the cup seals on the skin", 10
     )
-
-
-def cv_ellipse_pts(c, a: float, b: float, n: int = 90) -> np.ndarray:
-    th = np.linspace(0, 2 * np.pi, n)
-    return np.stack([c[0] + a * np.cos(th), c[1] + b * np.sin(th)], 1)
 
 
 def _kn95(seed: int, color: str) -> Drawn:
