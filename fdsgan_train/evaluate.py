@@ -25,9 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from occlusion_synth.errors import UserError
+from occlusion_synth.imageio import IMAGE_SUFFIXES
 
 from . import metrics as M
 from .baselines import METHODS
+from .infer import MASK_SUFFIX, Deoccluder, align_photo, read_mask, read_photo
 
 #: Methods shown in comparison.png, in column order, then the target.
 FIGURE_METHODS = ("input", "telea", "navier_stokes", "stage1_raw", "stage2_raw")
@@ -47,8 +49,6 @@ HEADERS = {
     "masked_psnr": "PSNR (mask) ↑",
     "masked_mse": "MSE (mask) ↓",
 }
-REAL_MASK_SUFFIX = ".mask.png"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 @dataclass
@@ -77,25 +77,15 @@ def _categories_of(meta: dict) -> str:
 
 
 def load_split(data: Path, split: str, limit: int | None = None) -> list[EvalSample]:
-    """The samples of one split of a built dataset (categories from the manifest)."""
+    """The samples of one split of a built dataset (categories from each sample's json)."""
     from occlusion_synth import shards
 
     if not shards.list_shards(data, split):
         raise UserError(f"no '{split}' samples in {data} (expected {data}/shards/{split}-*.tar)")
-    manifest: dict[str, str] = {}
-    try:
-        table = shards.read_manifest(data)
-        if {"key", "categories"} <= set(table.columns):
-            manifest = dict(
-                zip(table["key"].astype(str), table["categories"].astype(str), strict=True)
-            )
-    except (ImportError, OSError, ValueError):  # no manifest, or no parquet reader
-        manifest = {}
     out: list[EvalSample] = []
     try:
         for s in shards.iter_samples(data, split):
-            cat = manifest.get(s.key) or _categories_of(s.meta)
-            out.append(EvalSample(s.key, cat, s.input, s.mask, s.target))
+            out.append(EvalSample(s.key, _categories_of(s.meta), s.input, s.mask, s.target))
             if limit is not None and len(out) >= limit:
                 break
     except (shards.ShardError, ValueError, OSError) as exc:
@@ -144,13 +134,13 @@ def find_real_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
     photos = sorted(
         p
         for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(REAL_MASK_SUFFIX)
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)
     )
     if not photos:
         raise UserError(f"--real: no photos in {folder}")
     out = []
     for p in photos:
-        mask = p.with_name(p.stem + REAL_MASK_SUFFIX)
+        mask = p.with_name(p.stem + MASK_SUFFIX)
         out.append((p, mask if mask.is_file() else None))
     return out
 
@@ -163,8 +153,6 @@ def score_real(pairs: list[tuple[Path, Path | None]], model) -> tuple[list[dict]
     ``input`` method only.
     """
     from tqdm import tqdm
-
-    from .infer import align_photo, read_mask, read_photo
 
     rows: list[dict] = []
     notes: list[str] = []
@@ -302,8 +290,6 @@ def evaluate(
 ) -> dict[str, Path]:
     """Run the whole evaluation and write metrics.csv, summary.md and comparison.png."""
     import pandas as pd
-
-    from .infer import Deoccluder
 
     model = Deoccluder.from_checkpoint(checkpoint, device)
     samples = load_split(data, split, limit)

@@ -27,10 +27,12 @@ import numpy as np
 
 from occlusion_synth.canonical import CANONICAL_SIZE
 from occlusion_synth.errors import UserError
+from occlusion_synth.imageio import IMAGE_SUFFIXES
 
 from .baselines import StagePredictions, binary_mask, composite
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+#: ``NAME.mask.png`` is the mask of the photo ``NAME.*`` (here and in ``fdsgan-eval --real``).
+MASK_SUFFIX = ".mask.png"
 
 
 # --------------------------------------------------------------------------- the model
@@ -151,7 +153,7 @@ def align_photo(photo: np.ndarray, mask: np.ndarray) -> AlignedPhoto:
         raise UserError("no face found in the photo")
     five = found.five()
     if float(np.linalg.norm(five[1] - five[0])) < MIN_INTER_OCULAR:
-        raise UserError("the face is too small (eyes under 10 px apart)")
+        raise UserError(f"the face is too small (eyes under {MIN_INTER_OCULAR:g} px apart)")
     matrix = alignment_matrix(five)
     image = warp_to_canonical(photo, matrix)
     soft = warp_to_canonical((mask > 0).astype(np.float32), matrix)
@@ -215,12 +217,12 @@ def pair_inputs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Pa
     masks: dict[str, Path] = {}
     for p in sorted(mask.iterdir()):
         if p.suffix.lower() in IMAGE_SUFFIXES:
-            stem = p.name[: -len(".mask.png")] if p.name.endswith(".mask.png") else p.stem
+            stem = p.name[: -len(MASK_SUFFIX)] if p.name.endswith(MASK_SUFFIX) else p.stem
             masks.setdefault(stem, p)
     photos = sorted(
         p
         for p in image.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(".mask.png")
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)
     )
     if not photos:
         raise UserError(f"--image: no photos in {image}")

@@ -87,25 +87,37 @@ def default_vgg_path() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(VGG19_URL)
 
 
-def _vgg_layers(upto: int) -> tuple[nn.Sequential, dict[str, int]]:
-    """The first ``upto + 1`` modules of torchvision's ``vgg19().features`` and ReLU names."""
-    layers: list[nn.Module] = []
+def _vgg_relu_names() -> dict[str, int]:
+    """``{"relu1_1": 1, ...}``: index of each ReLU in torchvision's ``vgg19().features``."""
     names: dict[str, int] = {}
-    cin, block, conv = 3, 1, 0
+    index, block, conv = 0, 1, 0
     for v in _VGG19_CFG:
         if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-            block, conv = block + 1, 0
+            index, block, conv = index + 1, block + 1, 0
             continue
         conv += 1
+        names[f"relu{block}_{conv}"] = index + 1
+        index += 2
+    return names
+
+
+def _vgg_layers(upto: int) -> nn.Sequential:
+    """The first ``upto + 1`` modules of torchvision's ``vgg19().features`` (only those built)."""
+    layers: list[nn.Module] = []
+    cin = 3
+    for v in _VGG19_CFG:
+        if len(layers) > upto:
+            break
+        if v == "M":
+            layers.append(nn.MaxPool2d(2, 2))
+            continue
         layers += [nn.Conv2d(cin, int(v), 3, padding=1), nn.ReLU(inplace=False)]
-        names[f"relu{block}_{conv}"] = len(layers) - 1
         cin = int(v)
-    return nn.Sequential(*layers[: upto + 1]), names
+    return nn.Sequential(*layers[: upto + 1])
 
 
 def vgg_relu_index(name: str) -> int:
-    _, names = _vgg_layers(0)
+    names = _vgg_relu_names()
     if name not in names:
         raise UserError(f"unknown VGG-19 layer '{name}' (use e.g. relu1_1 ... relu5_4)")
     return names[name]
@@ -123,7 +135,7 @@ class VGGPerceptualLoss(nn.Module):
     ) -> None:
         super().__init__()
         self.indices = sorted(vgg_relu_index(n) for n in layers)
-        self.features, _ = _vgg_layers(self.indices[-1])
+        self.features = _vgg_layers(self.indices[-1])
         self.input_size = input_size
         if not random_weights:
             self.features.load_state_dict(load_vgg19_features(weights, self.indices[-1]))
@@ -134,7 +146,8 @@ class VGGPerceptualLoss(nn.Module):
     def train(self, mode: bool = True) -> VGGPerceptualLoss:  # the VGG always stays in eval
         return self
 
-    def _feats(self, x: torch.Tensor) -> list[torch.Tensor]:
+    def feature_maps(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The configured VGG-19 ReLU features of [-1, 1] images."""
         x = ((x + 1) / 2 - self.mean) / self.std
         if self.input_size is not None and x.shape[-1] != self.input_size:
             x = F.interpolate(
@@ -151,10 +164,14 @@ class VGGPerceptualLoss(nn.Module):
                 out.append(x)
         return out
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            ref = self._feats(target)
-        return sum(l1_loss(p, r) for p, r in zip(self._feats(pred), ref, strict=True))
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, ref: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """``ref``: ``feature_maps(target)`` when already computed (the trainer's two stages)."""
+        if ref is None:
+            with torch.no_grad():
+                ref = self.feature_maps(target)
+        return sum(l1_loss(p, r) for p, r in zip(self.feature_maps(pred), ref, strict=True))
 
 
 def load_vgg19_features(path: str | Path | None, upto: int) -> dict[str, torch.Tensor]:

@@ -56,7 +56,7 @@ def write_toy_shards(
     """Write ``out/shards/<split>-NNNNNN.tar`` with ``splits[split]`` samples each.
 
     Also ``out/dataset.json`` and, where pyarrow is installed, ``out/manifest.parquet`` (one row
-    per sample; the trainer does not need it, ``occsynth verify`` and ``fdsgan-eval`` read it).
+    per sample; the trainer and ``fdsgan-eval`` do not need it, ``occsynth verify`` reads it).
     """
     out = Path(out)
     (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)

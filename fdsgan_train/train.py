@@ -129,14 +129,14 @@ class Trainer:
         self.scaler.step(opt)
         return loss.detach()
 
-    def _g_update(self, stage: int, cond, fake, target) -> dict[str, torch.Tensor]:
+    def _g_update(self, stage: int, cond, fake, target, ref) -> dict[str, torch.Tensor]:
         weights = self.cfg["loss"][f"stage{stage}"]
         disc = self.nets[f"D{stage}"]  # plain module: its weights are not trained here
         disc.requires_grad_(False)
         with self.autocast():
             l1 = l1_loss(fake.float(), target)
             ssim_l = ssim_loss(fake, target)
-            perc = self.perceptual(fake, target).float()
+            perc = self.perceptual(fake, target, ref).float()
             adv = adversarial_loss(disc(cond, fake), True, self.cfg["loss"]["gan"])
             total = weights["alpha"] * (l1 + ssim_l) + weights["beta"] * perc + adv
         disc.requires_grad_(True)
@@ -157,13 +157,15 @@ class Trainer:
         out: dict[str, torch.Tensor] = {}
         with self.autocast():
             stage1 = self.run["G1"](cond)
+            with torch.no_grad():  # the target's VGG features serve both stages
+                ref = self.perceptual.feature_maps(target)
         out["s1/d"] = self._d_update("D1", cond, target, stage1.detach())
-        for k, v in self._g_update(1, cond, stage1, target).items():
+        for k, v in self._g_update(1, cond, stage1, target, ref).items():
             out[f"s1/{k}"] = v.detach()
         with self.autocast():
             stage2 = self.run["G2"](torch.cat([cond, stage1.detach()], 1))
         out["s2/d"] = self._d_update("D2", cond, target, stage2.detach())
-        for k, v in self._g_update(2, cond, stage2, target).items():
+        for k, v in self._g_update(2, cond, stage2, target, ref).items():
             out[f"s2/{k}"] = v.detach()
         self.scaler.update()
         out["stage1"], out["stage2"] = stage1.detach(), stage2.detach()

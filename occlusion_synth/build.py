@@ -542,9 +542,7 @@ def _finish(
     parts = out / PARTIAL_DIR
     tables = [pq.read_table(p) for p in sorted(parts.glob("*.parquet"))]
     table = pa.concat_tables(tables).sort_by("index")
-    buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd")
-    shards.write_bytes_atomic(out / shards.MANIFEST, buf.getvalue())
+    shards.write_table(table, out / shards.MANIFEST)
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")

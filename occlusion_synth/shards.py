@@ -196,22 +196,18 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_table(rows: list[dict[str, Any]], path: str | os.PathLike[str]) -> None:
-    """Write manifest rows (dicts with the same keys) to a Parquet file, atomically."""
+def write_table(rows: list[dict[str, Any]] | Any, path: str | os.PathLike[str]) -> None:
+    """Write manifest rows (dicts with the same keys, or a pyarrow Table) to Parquet, atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.Table.from_pylist(rows) if rows else pa.table({})
+    if isinstance(rows, pa.Table):
+        table = rows
+    else:
+        table = pa.Table.from_pylist(rows) if rows else pa.table({})
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="zstd")
     write_bytes_atomic(path, buf.getvalue())
-
-
-def read_table(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Rows of a Parquet file as dicts."""
-    import pyarrow.parquet as pq
-
-    return pq.read_table(path).to_pylist()
 
 
 def read_manifest(root: str | os.PathLike[str]):

@@ -57,7 +57,7 @@ class VerifyReport:
 
 def check_sample(
     key: str, members: dict[str, bytes], shard_split: str | None
-) -> tuple[list[str], SampleInfo | None]:
+) -> tuple[list[str], SampleInfo]:
     """Problems of one sample (members, decoding, sizes, modes, mask, invariant, metadata)."""
     problems: list[str] = []
     if "." in key or "/" in key:
@@ -126,9 +126,8 @@ def check_shard(path: Path) -> tuple[list[str], dict[str, SampleInfo]]:
         for key, members in shards.read_shard(path):
             found, info = check_sample(key, members, split)
             problems.extend(f"{path.name}: {key}: {p}" for p in found)
-            if info is not None:
-                info.shard = path.name
-                seen[key] = info
+            info.shard = path.name
+            seen[key] = info
     except shards.ShardError as exc:
         problems.append(f"{path.name}: {exc}")
     return problems, seen

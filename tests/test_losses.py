@@ -19,6 +19,7 @@ from fdsgan_train.losses import (
     reconstruction_loss,
     ssim,
     ssim_loss,
+    vgg_relu_index,
 )
 
 
@@ -76,6 +77,9 @@ def test_perceptual_loss_zero_for_identical_and_positive_otherwise(vgg):
     pred = b.clone().requires_grad_(True)
     loss = vgg(pred, a)
     assert loss.item() > 0
+    with torch.no_grad():  # the target's features, computed once, give the same loss
+        assert vgg(pred, a, vgg.feature_maps(a)).item() == loss.item()
+        assert vgg(pred, a, vgg.feature_maps(b)).item() != loss.item()
     loss.backward()
     assert pred.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in vgg.parameters())
@@ -88,6 +92,19 @@ def test_vgg_weights_load_from_a_torchvision_style_file(tmp_path, vgg):
     loaded = VGGPerceptualLoss(["relu1_1", "relu2_1"], weights=tmp_path / "vgg19.pth")
     for name, tensor in vgg.features.state_dict().items():
         assert torch.equal(loaded.features.state_dict()[name], tensor)
+
+
+def test_vgg_layout_and_layer_names_match_torchvision():
+    vgg_module = pytest.importorskip("torchvision.models.vgg")
+    theirs = vgg_module.make_layers(vgg_module.cfgs["E"])  # vgg19().features, random weights
+    ours = VGGPerceptualLoss(["relu5_4"], random_weights=True).features
+    shapes = {k: v.shape for k, v in theirs.state_dict().items()}
+    assert {k: v.shape for k, v in ours.state_dict().items()} == shapes
+    assert isinstance(theirs[vgg_relu_index("relu1_1")], torch.nn.ReLU)
+    assert isinstance(theirs[vgg_relu_index("relu4_1")], torch.nn.ReLU)
+    assert vgg_relu_index("relu4_1") == 20 and vgg_relu_index("relu5_4") == len(theirs) - 2
+    # the relu4_1 network stops right after that layer
+    assert len(VGGPerceptualLoss(["relu4_1"], random_weights=True).features) == 21
 
 
 def test_missing_vgg_weights_say_how_to_get_them(tmp_path):

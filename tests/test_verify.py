@@ -157,3 +157,5 @@ def test_stats_figure(dataset, tmp_path):
     heat, n = mean_mask(dataset)
     masks = [s.mask / 255.0 for s in shards.iter_samples(dataset)]
     assert n == 8 and np.allclose(heat, np.mean(masks, axis=0))
+    heat, n = mean_mask(dataset, max_masks=3)  # every ceil(8 / 3) = 3rd sample: 0, 3, 6
+    assert n == 3 and np.allclose(heat, np.mean(masks[::3], axis=0))
