@@ -6,6 +6,10 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.cli_support import Command
+
+from .requirements import require_torch
+
 
 def _path_option(*decls: str, help: str, **attrs):
     """An option naming a file or folder, given to the command as a ``Path``."""
@@ -25,7 +29,7 @@ _DEVICE = click.option(
 )
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @_required_path("--checkpoint", "Checkpoint written by fdsgan-train (G1 and G2 are used).")
 @_required_path("--data", "Dataset built by 'occsynth build' (folder holding shards/).")
 @click.option(
@@ -70,6 +74,7 @@ def eval_main(
     Stages I+II) on a synthetic split with SSIM, PSNR and MSE (whole image and mask only),
     and on real photos with NIQE and BRISQUE. Writes a Table-1-shaped summary.md, the
     per-sample metrics.csv and a comparison.png. Metric definitions: docs/metrics.md."""
+    require_torch("fdsgan-eval", ("torch",))
     from .evaluate import evaluate
 
     paths = evaluate(
@@ -86,13 +91,14 @@ def eval_main(
         click.echo(f"wrote {p}")
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @_required_path("--checkpoint", "Checkpoint written by fdsgan-train.")
 @_required_path("--image", "A photo of any size, or a folder of photos.")
 @_required_path(
     "--mask",
     "PNG the size of the photo, non-zero (or opaque) where occluded; or a folder "
-    "of masks paired with the photos by name (NAME.png or NAME.mask.png).",
+    "of masks paired with the photos by name (NAME.mask.png, or NAME.png in a folder of "
+    "masks only). The photos' own folder works too (NAME.jpg beside NAME.mask.png).",
 )
 @_DEVICE
 @_required_path("--out", "Output PNG (single photo) or folder (NAME.png per photo).")
@@ -100,6 +106,7 @@ def infer_main(checkpoint: Path, image: Path, mask: Path, device: str, out: Path
     """De-occlude your own photos: the face is found and aligned to the model's 256x256 frame,
     G1 and G2 fill the masked region, and the result is warped back into the original photo.
     Only pixels inside the mask change."""
+    require_torch("fdsgan-infer", ("torch",))
     from .infer import infer
 
     for p in infer(checkpoint, image, mask, out, device=device):

@@ -25,11 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from occlusion_synth.errors import UserError
-from occlusion_synth.imageio import IMAGE_SUFFIXES
 
 from . import metrics as M
 from .baselines import METHODS
-from .infer import MASK_SUFFIX, Deoccluder, align_photo, read_mask, read_photo
+from .infer import Deoccluder, align_photo, list_photos, mask_of, read_mask, read_photo
 
 #: Methods shown in comparison.png, in column order, then the target.
 FIGURE_METHODS = ("input", "telea", "navier_stokes", "stage1_raw", "stage2_raw")
@@ -131,18 +130,10 @@ def find_real_pairs(folder: Path) -> list[tuple[Path, Path | None]]:
     """Photos of ``folder`` with their masks: ``NAME.EXT`` pairs with ``NAME.mask.png``."""
     if not folder.is_dir():
         raise UserError(f"--real: no such folder: {folder}")
-    photos = sorted(
-        p
-        for p in folder.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)
-    )
+    photos = list_photos(folder)
     if not photos:
         raise UserError(f"--real: no photos in {folder}")
-    out = []
-    for p in photos:
-        mask = p.with_name(p.stem + MASK_SUFFIX)
-        out.append((p, mask if mask.is_file() else None))
-    return out
+    return [(p, mask_of(p, folder)) for p in photos]
 
 
 def score_real(pairs: list[tuple[Path, Path | None]], model) -> tuple[list[dict], list[str]]:
@@ -166,7 +157,7 @@ def score_real(pairs: list[tuple[Path, Path | None]], model) -> tuple[list[dict]
             mask = read_mask(mask_path, photo.shape[:2])
             aligned = align_photo(photo, mask)
         except UserError as exc:
-            notes.append(f"{photo_path.name}: skipped ({exc.format_message()})")
+            notes.append(f"{photo_path.name}: skipped ({exc.message})")
             continue
         pred = model.predict([aligned.image], [aligned.mask])[0]
         for name, m in METHODS.items():

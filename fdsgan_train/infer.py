@@ -6,7 +6,7 @@ is occluded):
 1. find the face with the builder's landmark code (MediaPipe Face Mesh, five points) and
    compute the similarity transform to ``canonical.CANONICAL_POINTS``
    (``occlusion_synth.faces.alignment_matrix``), exactly as the dataset builder aligns faces;
-2. warp the photo (``faces.warp_to_canonical``) and the mask (same transform, bilinear, any
+2. warp the photo (``faces.warp_to_canonical``) and the mask (resampled the same way, any
    coverage counts as occluded) into the 256x256 frame;
 3. run G1 then G2 (``Deoccluder``) and composite: Stage II inside the mask, input outside;
 4. warp the result back with the inverse transform (bicubic) and paste it into the photo
@@ -19,6 +19,7 @@ Output = photo where mask == 0, warped-back prediction where mask > 0.
 from __future__ import annotations
 
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 
 from occlusion_synth.canonical import CANONICAL_SIZE
 from occlusion_synth.errors import UserError
-from occlusion_synth.imageio import IMAGE_SUFFIXES
+from occlusion_synth.imageio import IMAGE_SUFFIXES, MAX_PIXELS, Reject, read_rgb
 
 from .baselines import StagePredictions, binary_mask, composite
 
@@ -69,10 +70,15 @@ class Deoccluder:
         try:
             g1, g2, config = load_generators(path, device)
         except UserError as exc:  # keep it to one line (torch's messages run to several)
-            raise UserError(exc.format_message().strip().splitlines()[0]) from None
+            raise UserError(_checkpoint_line(path, exc.message)) from None
         except Exception as exc:  # noqa: BLE001 - any loading failure is the user's file
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise UserError(f"cannot read checkpoint {path}: {first}") from None
+            raise UserError(_checkpoint_line(path, str(exc) or type(exc).__name__)) from None
+        for name, net in (("G1", g1), ("G2", g2)):
+            if not all(bool(t.isfinite().all()) for t in net.state_dict().values()):
+                raise UserError(
+                    f"checkpoint {path}: {name} holds NaN or infinite weights (a diverged run); "
+                    "use an earlier checkpoint"
+                )
         return cls(g1, g2, device, config)
 
     def predict(self, inputs: list[np.ndarray], masks: list[np.ndarray]) -> list[StagePredictions]:
@@ -85,10 +91,22 @@ class Deoccluder:
         m = torch.from_numpy(np.stack([binary_mask(k) for k in masks]) > 0).float()[:, None]
         with torch.inference_mode():
             out1, out2 = predict(self.g1, self.g2, x.to(self.device), m.to(self.device))
+        if not (out1.isfinite().all() and out2.isfinite().all()):
+            raise UserError("the model's output holds NaN or infinite values (damaged weights?)")
         return [
             StagePredictions(stage1=_to_uint8(a), stage2=_to_uint8(b))
             for a, b in zip(out1.float().cpu(), out2.float().cpu(), strict=True)
         ]
+
+
+def _checkpoint_line(path: Path, message: str) -> str:
+    """One line about an unreadable checkpoint; never torch's advice to load it unsafely."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()] or ["unknown error"]
+    line = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]  # "Error(s) in ...:"
+    if "weights_only" in line:
+        return f"cannot read checkpoint {path}: not an fdsgan-train checkpoint (refused)"
+    line = line if len(line) <= 300 else line[:297] + "..."
+    return line if str(path) in line else f"cannot read checkpoint {path}: {line}"
 
 
 def _to_uint8(t) -> np.ndarray:
@@ -100,35 +118,107 @@ def _to_uint8(t) -> np.ndarray:
 
 
 def read_photo(path: Path) -> np.ndarray:
-    """An (H, W, 3) uint8 RGB photo, EXIF orientation applied; UserError when unreadable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """An (H, W, 3) uint8 RGB photo, EXIF orientation applied; UserError when unusable.
 
+    The builder's reader (``imageio.read_rgb``): the header is checked before any pixel is
+    decoded (at most ``imageio.MAX_PIXELS``), and the same photos are refused.
+    """
     try:
-        with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.ascontiguousarray(np.asarray(im.convert("RGB")))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"cannot read image {path}: {exc}") from None
+        return read_rgb(path)[0]
+    except Reject as exc:
+        raise UserError(exc.reason) from None
 
 
 def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    """A (H, W) uint8 mask, 255 where occluded: any non-zero pixel (alpha if it has one)."""
+    """A (H, W) uint8 mask, 255 where occluded: any non-zero pixel (alpha if it has one).
+
+    Its size is read from the header and must be the photo's before anything is decoded.
+    """
     from PIL import Image, UnidentifiedImageError
 
+    if not path.is_file():  # a FIFO would block the open
+        raise UserError(f"mask {path.name} is not a regular file")
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
+            w, h = im.size
+            if (h, w) != tuple(shape):
+                raise UserError(
+                    f"mask {path.name} is {w}x{h} but the photo is {shape[1]}x{shape[0]} "
+                    "(the mask must be the size of the photo)"
+                )
             if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
                 arr = np.asarray(im.convert("RGBA"))[..., 3]
             else:
                 arr = np.asarray(im.convert("L"))
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise UserError(f"cannot read mask {path}: {exc}") from None
-    if arr.shape != tuple(shape):
-        raise UserError(
-            f"mask {path.name} is {arr.shape[1]}x{arr.shape[0]} but the photo is "
-            f"{shape[1]}x{shape[0]} (the mask must be the size of the photo)"
-        )
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"mask {path.name} is too large (over {MAX_PIXELS:,} pixels)") from None
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:
+        raise UserError(f"cannot read mask {path.name}: {exc}") from None
     return binary_mask(arr)
+
+
+def list_photos(folder: Path) -> list[Path]:
+    """The photos of a folder (regular files with an image suffix, not ``NAME.mask.png``)."""
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX) and p.is_file()
+    )
+
+
+def mask_of(photo: Path, masks: Path) -> Path | None:
+    """The mask of ``photo`` in the folder ``masks``, or None.
+
+    ``NAME.mask.png`` always; in a folder of masks only (not the photo's own folder), also
+    ``NAME.png`` or ``NAME.<any image suffix>``.
+    """
+    named = masks / (photo.stem + MASK_SUFFIX)
+    if named.is_file():
+        return named
+    if masks.resolve() == photo.parent.resolve():
+        return None  # a photo is never its own mask
+    plain = [masks / (photo.stem + ext) for ext in sorted(IMAGE_SUFFIXES)]
+    return next((p for p in plain if p.is_file()), None)
+
+
+def pair_inputs(
+    image: Path, mask: Path, out: Path
+) -> tuple[list[tuple[Path, Path, Path]], list[str]]:
+    """(photo, mask, output) triples, and one note per photo left out.
+
+    One file each, or folders paired by name (``mask_of``): a folder of photos with a folder
+    of masks, or one folder holding ``NAME.jpg`` and ``NAME.mask.png``.
+    """
+    if image.is_file():
+        if not mask.is_file():
+            raise UserError(f"--mask must be a file when --image is a file: {mask}")
+        target = out / f"{image.stem}.png" if out.is_dir() or not out.suffix else out
+        return [(image, mask, target)], []
+    if not image.is_dir():
+        raise UserError(f"--image: no such file or folder: {image}")
+    if not mask.is_dir():
+        raise UserError(f"--mask must be a folder when --image is a folder: {mask}")
+    photos = list_photos(image)
+    if not photos:
+        raise UserError(f"--image: no photos in {image}")
+    pairs: list[tuple[Path, Path, Path]] = []
+    notes: list[str] = []
+    taken: dict[str, Path] = {}
+    for p in photos:
+        m = mask_of(p, mask)
+        if m is None:
+            notes.append(f"skipped {p.name}: no mask ({p.stem}{MASK_SUFFIX}) in {mask}")
+        elif p.stem in taken:
+            notes.append(f"skipped {p.name}: its output {p.stem}.png is {taken[p.stem].name}'s")
+        else:
+            taken[p.stem] = p
+            pairs.append((p, m, out / f"{p.stem}.png"))
+    if not pairs:
+        raise UserError(f"no photo in {image} has a mask of the same name in {mask}")
+    return pairs, notes
 
 
 # --------------------------------------------------------------------------- geometry
@@ -155,11 +245,21 @@ def align_photo(photo: np.ndarray, mask: np.ndarray) -> AlignedPhoto:
     if float(np.linalg.norm(five[1] - five[0])) < MIN_INTER_OCULAR:
         raise UserError(f"the face is too small (eyes under {MIN_INTER_OCULAR:g} px apart)")
     matrix = alignment_matrix(five)
-    image = warp_to_canonical(photo, matrix)
-    soft = warp_to_canonical((mask > 0).astype(np.float32), matrix)
     return AlignedPhoto(
-        image=image, mask=np.where(soft > 1e-3, 255, 0).astype(np.uint8), matrix=matrix
+        image=warp_to_canonical(photo, matrix), mask=warp_mask(mask, matrix), matrix=matrix
     )
+
+
+def warp_mask(mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """``mask`` (H, W) in the 256x256 frame: 255 wherever any occluded pixel lands.
+
+    Resampled exactly as the photo is (``faces.warp_to_canonical``, given three equal channels:
+    it takes RGB), so beyond the photo's edge the mask continues as the image's fill does.
+    """
+    from occlusion_synth.faces import warp_to_canonical
+
+    rgb = np.repeat(np.where(mask > 0, 255, 0).astype(np.uint8)[..., None], 3, axis=2)
+    return np.where(warp_to_canonical(rgb, matrix)[..., 0] > 0, 255, 0).astype(np.uint8)
 
 
 def paste_back(
@@ -200,45 +300,15 @@ def deocclude_photo(
     return paste_back(photo, mask, result, aligned.matrix)
 
 
-def pair_inputs(image: Path, mask: Path, out: Path) -> list[tuple[Path, Path, Path]]:
-    """(photo, mask, output) triples: one file each, or folders paired by file stem.
-
-    In a mask folder, ``NAME.png`` or ``NAME.mask.png`` masks the photo ``NAME.*``.
-    """
-    if image.is_file():
-        if not mask.is_file():
-            raise UserError(f"--mask must be a file when --image is a file: {mask}")
-        target = out / f"{image.stem}.png" if out.is_dir() or not out.suffix else out
-        return [(image, mask, target)]
-    if not image.is_dir():
-        raise UserError(f"--image: no such file or folder: {image}")
-    if not mask.is_dir():
-        raise UserError(f"--mask must be a folder when --image is a folder: {mask}")
-    masks: dict[str, Path] = {}
-    for p in sorted(mask.iterdir()):
-        if p.suffix.lower() in IMAGE_SUFFIXES:
-            stem = p.name[: -len(MASK_SUFFIX)] if p.name.endswith(MASK_SUFFIX) else p.stem
-            masks.setdefault(stem, p)
-    photos = sorted(
-        p
-        for p in image.iterdir()
-        if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.endswith(MASK_SUFFIX)
-    )
-    if not photos:
-        raise UserError(f"--image: no photos in {image}")
-    pairs = [(p, masks[p.stem], out / f"{p.stem}.png") for p in photos if p.stem in masks]
-    if not pairs:
-        raise UserError(f"no photo in {image} has a mask of the same name in {mask}")
-    return pairs
-
-
 def infer(checkpoint: Path, image: Path, mask: Path, out: Path, device: str = "auto") -> list[Path]:
     """Run ``fdsgan-infer``; returns the files written. Single photos raise on failure;
     in folders a photo that fails is reported and skipped."""
     from PIL import Image
     from tqdm import tqdm
 
-    pairs = pair_inputs(image, mask, out)
+    pairs, notes = pair_inputs(image, mask, out)
+    for note in notes:
+        tqdm.write(note, file=sys.stderr)
     model = Deoccluder.from_checkpoint(checkpoint, device)
     single = image.is_file()
     written: list[Path] = []
@@ -251,8 +321,8 @@ def infer(checkpoint: Path, image: Path, mask: Path, out: Path, device: str = "a
             result, outside = deocclude_photo(model, photo, m)
         except UserError as exc:
             if single:
-                raise UserError(f"{photo_path.name}: {exc.format_message()}") from None
-            tqdm.write(f"skipped {photo_path.name}: {exc.format_message()}")
+                raise UserError(f"{photo_path.name}: {exc.message}") from None
+            tqdm.write(f"skipped {photo_path.name}: {exc.message}", file=sys.stderr)
             continue
         if outside:
             tqdm.write(

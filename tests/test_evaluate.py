@@ -101,7 +101,7 @@ def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path, run_cli):
     cv2.ellipse(mask, (224, 140), (32, 15), 5, 0, 360, 255, -1)
     Image.fromarray(mask).save(real / "astronaut.mask.png")
     Image.fromarray(face[::2, ::2]).save(real / "unmasked.png")
-    flat = np.full((300, 300, 3), 128, np.uint8)
+    flat = np.full((300, 300, 3), (90, 120, 150), np.uint8)
     Image.fromarray(flat).save(real / "noface.png")
     Image.fromarray(np.full((300, 300), 255, np.uint8)).save(real / "noface.mask.png")
     out = root / "out_real"

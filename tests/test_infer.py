@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 from skimage import data as skdata
 
 from fdsgan_train.cli_eval import infer_main
-from fdsgan_train.infer import align_photo, paste_back
+from fdsgan_train.infer import align_photo, pair_inputs, paste_back
 
 
 def _photo_and_mask():
@@ -16,6 +17,17 @@ def _photo_and_mask():
     photo = np.ascontiguousarray(skdata.astronaut()[:430, 40:500])  # 460 x 430
     mask = np.zeros(photo.shape[:2], np.uint8)
     cv2.ellipse(mask, (184, 140), (32, 15), 5, 0, 360, 255, -1)
+    return photo, mask
+
+
+def _celeba_shaped():
+    """A tight 178x218 crop of the astronaut (CelebA's aligned size), ellipse over the mouth.
+
+    The 256x256 frame reaches past this photo on every side.
+    """
+    photo = np.ascontiguousarray(skdata.astronaut()[0:218, 136:314])
+    mask = np.zeros(photo.shape[:2], np.uint8)
+    cv2.ellipse(mask, (87, 140), (26, 11), 0, 0, 360, 255, -1)
     return photo, mask
 
 
@@ -34,15 +46,16 @@ def _read_result(path, photo, mask):
     return result
 
 
-def test_infer_changes_only_the_masked_pixels(tiny_checkpoint, tmp_path, run_cli):
-    photo, mask = _photo_and_mask()
+@pytest.mark.parametrize("make", [_photo_and_mask, _celeba_shaped], ids=["loose", "celeba"])
+def test_infer_repaints_the_masked_pixels_only(make, tiny_checkpoint, tmp_path, run_cli):
+    photo, mask = make()
     img, msk = _save(tmp_path, photo, mask)
     out = tmp_path / "result.png"
     res = run_cli(infer_main, checkpoint=tiny_checkpoint, image=img, mask=msk, out=out)
     assert res.exit_code == 0, res.output
     result = _read_result(out, photo, mask)
     changed = np.any(result != photo, axis=2)
-    assert changed[mask > 0].mean() > 0.5  # the untrained model paints most masked pixels
+    assert changed[mask > 0].mean() > 0.95  # the random model changes (almost) every one
 
 
 def test_alignment_round_trip_puts_the_face_back_where_it_was():
@@ -84,7 +97,7 @@ def test_infer_errors_are_one_line_with_exit_code_2(tiny_checkpoint, tmp_path, r
     small = tmp_path / "small.png"
     Image.fromarray(mask[::2, ::2]).save(small)
     noface = tmp_path / "flat.png"
-    Image.fromarray(np.full((300, 280, 3), 90, np.uint8)).save(noface)
+    Image.fromarray(np.full((300, 280, 3), (90, 120, 150), np.uint8)).save(noface)
     flat_mask = tmp_path / "flat.mask.png"
     Image.fromarray(np.full((300, 280), 255, np.uint8)).save(flat_mask)
     cases = [
@@ -119,3 +132,54 @@ def test_infer_on_a_development_photo(tiny_checkpoint, shared_data, tmp_path, ru
     res = run_cli(infer_main, checkpoint=tiny_checkpoint, image=photo_path, mask=mpath, out=out)
     assert res.exit_code == 0, res.output
     _read_result(out, photo, mask)
+
+
+def test_tight_crop_mask_is_aligned_where_the_mouth_is():
+    photo, mask = _celeba_shaped()
+    aligned = align_photo(photo, mask)
+    assert aligned.mask.shape == (256, 256)
+    assert set(np.unique(aligned.mask)) == {0, 255}
+    plain = cv2.warpAffine(mask, aligned.matrix, (256, 256), flags=cv2.INTER_NEAREST) > 0
+    got = aligned.mask > 0
+    assert (got & plain).sum() / (got | plain).sum() > 0.85
+    ys, xs = np.nonzero(got)
+    cx, cy = aligned.matrix @ np.array([87.0, 140.0, 1.0])
+    assert abs(xs.mean() - cx) < 2 and abs(ys.mean() - cy) < 2
+
+
+def test_one_folder_layout_pairs_by_name_and_reports_photos_without_mask(
+    tiny_checkpoint, tmp_path, run_cli
+):
+    photo, mask = _photo_and_mask()
+    folder = tmp_path / "photos"
+    _save(folder, photo, mask, "a")
+    Image.fromarray(photo[:, ::-1]).save(folder / "b.jpg")  # no mask
+    res = run_cli(
+        infer_main, checkpoint=tiny_checkpoint, image=folder, mask=folder, out=tmp_path / "out"
+    )
+    assert res.exit_code == 0, res.output
+    assert "skipped b.jpg: no mask" in res.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]
+    _read_result(tmp_path / "out" / "a.png", photo, mask)
+    pairs, notes = pair_inputs(folder, folder, tmp_path / "out")
+    assert [(p.name, m.name) for p, m, _ in pairs] == [("a.png", "a.mask.png")]
+    assert notes == [f"skipped b.jpg: no mask (b.mask.png) in {folder}"]
+
+
+def test_mask_folder_prefers_name_mask_png_and_never_reuses_an_output(tmp_path):
+    photos, masks = tmp_path / "p", tmp_path / "m"
+    for name in ("a.jpg", "a.png", "c.jpg"):
+        _touch_image(photos / name)
+    for name in ("a.png", "a.mask.png", "c.png"):
+        _touch_image(masks / name)
+    pairs, notes = pair_inputs(photos, masks, tmp_path / "out")
+    assert [(p.name, m.name, o.name) for p, m, o in pairs] == [
+        ("a.jpg", "a.mask.png", "a.png"),
+        ("c.jpg", "c.png", "c.png"),
+    ]
+    assert notes == ["skipped a.png: its output a.png is a.jpg's"]
+
+
+def _touch_image(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(path, format="PNG")
