@@ -6,10 +6,16 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.cli_support import CliError, Command
 from occlusion_synth.errors import UserError
 
+EPILOG = """\b
+Exit codes: 0 done; 2 a problem with the input (options, config, data, checkpoint);
+3 training diverged (a NaN or infinite loss or weights; the last good checkpoint is kept).
+"""
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+
+@click.command(cls=Command, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--data",
     "data_dir",
@@ -40,10 +46,21 @@ from occlusion_synth.errors import UserError
     default=None,
     help="auto picks CUDA when present.  [config: train.device]",
 )
-@click.option("--epochs", type=int, default=None, help="Epochs to train.  [train.epochs]")
-@click.option("--max-steps", type=int, default=None, help="Stop after this many steps.")
-@click.option("--batch-size", type=int, default=None, help="Per-rank batch.  [data.batch_size]")
-@click.option("--workers", type=int, default=None, help="Data-loading worker processes.")
+@click.option(
+    "--epochs", type=click.IntRange(min=1), default=None, help="Epochs to train.  [train.epochs]"
+)
+@click.option(
+    "--max-steps", type=click.IntRange(min=1), default=None, help="Stop after this many steps."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Per-rank batch.  [data.batch_size]",
+)
+@click.option(
+    "--workers", type=click.IntRange(min=0), default=None, help="Data-loading worker processes."
+)
 @click.option(
     "--resume",
     is_flag=True,
@@ -99,6 +116,9 @@ def train_main(
       torchrun --nproc_per_node=8 -m fdsgan_train.cli --data data/ --run-dir runs/p8
       fdsgan-train --describe --config paper
     """
+    from fdsgan_train.requirements import require_torch
+
+    require_torch("fdsgan-train", ("torch", "torchvision", "tensorboard"))
     from fdsgan_train.config import load_config, parse_set
 
     overrides = dict(parse_set(s) for s in sets)
@@ -126,26 +146,28 @@ def train_main(
     if data_dir is None or run_dir is None:
         raise UserError("--data and --run-dir are required (or use --describe)")
     if resume:
-        from fdsgan_train.config import apply_override, validate
-
         saved = run_dir / "config.yaml"
         if not saved.is_file():
             raise UserError(f"--resume: {saved} not found")
-        cfg = load_config(str(saved))
-        for key, value in overrides.items():
-            cfg = apply_override(cfg, key, value)
-        validate(cfg)
-    else:
-        cfg = load_config(config_spec, overrides)
+        config_spec = str(saved)
+    cfg = load_config(config_spec, overrides)
 
-    from fdsgan_train.train import train
+    from fdsgan_train.train import TrainingDiverged, train
 
-    scores = train(cfg, data_dir, run_dir, resume=resume)
+    try:
+        result = train(cfg, data_dir, run_dir, resume=resume)
+    except TrainingDiverged as exc:
+        raise CliError(str(exc), exc.exit_code) from None
+    if result.checkpoint is None:  # ranks other than 0 under torchrun say nothing
+        return
+    scores = result.scores
     if scores:
         click.echo(
             f"done: validation PSNR {scores['psnr_composite']:.2f} dB composite vs "
             f"{scores['psnr_input']:.2f} dB input"
         )
+    if result.trained_steps:
+        click.echo(f"saved {result.checkpoint} (step {result.step})")
 
 
 if __name__ == "__main__":  # torchrun -m fdsgan_train.cli ...

@@ -9,6 +9,8 @@ overrides (``train.max_steps=200``).
 from __future__ import annotations
 
 import copy
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +76,7 @@ def load_config(spec: str = "paper", overrides: dict[str, Any] | None = None) ->
     cfg = _resolve(spec)
     for dotted, value in (overrides or {}).items():
         cfg = apply_override(cfg, dotted, value)
-    validate(cfg)
-    return cfg
+    return validate(cfg)
 
 
 def apply_override(cfg: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
@@ -97,19 +98,200 @@ def parse_set(item: str) -> tuple[str, Any]:
         raise UserError(f"--set {item}: bad value ({exc})") from exc
 
 
-def validate(cfg: dict[str, Any]) -> None:
-    """Check the values that would otherwise fail deep inside training."""
-    m, loss, train = cfg["model"], cfg["loss"], cfg["train"]
-    if m["n_down"] < 1 or m["base_channels"] < 1 or not m["middle_dilations"]:
-        raise UserError("model: n_down, base_channels and middle_dilations must be positive")
-    if loss["gan"] not in ("bce", "lsgan"):
-        raise UserError(f"loss.gan must be 'bce' or 'lsgan', not '{loss['gan']}'")
-    if train["device"] not in ("auto", "cpu", "cuda"):
-        raise UserError(f"train.device must be auto, cpu or cuda, not '{train['device']}'")
-    if train["amp"] not in ("auto", True, False):
-        raise UserError(f"train.amp must be auto, true or false, not '{train['amp']}'")
-    if cfg["data"]["batch_size"] < 1:
-        raise UserError("data.batch_size must be at least 1")
+# --------------------------------------------------------------------------- validation
+#: A check turns a value into the key's type (``"1e-4"`` -> ``1e-4``: YAML 1.1 reads an
+#: exponent without a dot as a string) or raises ``ValueError("must be ...")``.
+Check = Callable[[Any], Any]
+
+
+def _integer(lo: int | None = None, hi: int | None = None, null: bool = False) -> Check:
+    bounds = f" in [{lo}, {hi}]" if hi is not None else f" >= {lo}" if lo is not None else ""
+    need = f"must be an integer{bounds}{' or null' if null else ''}"
+
+    def check(value: Any) -> int | None:
+        if value is None and null:
+            return None
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
+            number = float(value) if isinstance(value, str) else value
+            if not float(number).is_integer():
+                raise ValueError
+            out = int(number)
+        except (ValueError, OverflowError):
+            raise ValueError(need) from None
+        if (lo is not None and out < lo) or (hi is not None and out > hi):
+            raise ValueError(need)
+        return out
+
+    return check
+
+
+def _number(
+    lo: float | None = None, hi: float | None = None, open_lo: bool = False, open_hi: bool = False
+) -> Check:
+    need = "must be a finite number"
+    if hi is not None:
+        need += f" in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
+    elif lo is not None:
+        need += f" {'>' if open_lo else '>='} {lo}"
+
+    def check(value: Any) -> float:
+        try:
+            if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                raise ValueError
+            out = float(value)
+        except (ValueError, OverflowError):
+            raise ValueError(need) from None
+        too_low = lo is not None and (out <= lo if open_lo else out < lo)
+        too_high = hi is not None and (out >= hi if open_hi else out > hi)
+        if not math.isfinite(out) or too_low or too_high:
+            raise ValueError(need)
+        return out
+
+    return check
+
+
+def _choice(*values: Any) -> Check:
+    names = (str(v).lower() if isinstance(v, bool) else str(v) for v in values)
+    need = f"must be one of {', '.join(names)}"
+
+    def check(value: Any) -> Any:
+        if not any(type(value) is type(v) and value == v for v in values):
+            raise ValueError(need)
+        return value
+
+    return check
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("must be true or false")
+    return value
+
+
+def _text(null: bool = False) -> Check:
+    def check(value: Any) -> str | None:
+        if value is None and null:
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string" + (" or null" if null else ""))
+        return value
+
+    return check
+
+
+def _list(item: Check, what: str, least: int, most: int) -> Check:
+    count = f"{least}" if least == most else f"{least} to {most}"
+    need = f"must be a list of {count} {what}"
+
+    def check(value: Any) -> list[Any]:
+        if not isinstance(value, (list, tuple)) or not least <= len(value) <= most:
+            raise ValueError(need)
+        try:
+            return [item(v) for v in value]
+        except ValueError:
+            raise ValueError(need) from None
+
+    return check
+
+
+def _gan_loss(value: Any) -> str:
+    from fdsgan_train.losses import GAN_LOSSES
+
+    if value not in GAN_LOSSES:
+        raise ValueError(f"must be one of {', '.join(GAN_LOSSES)}")
+    return value
+
+
+_POSITIVE = _integer(1)
+_WEIGHT = _number(0.0)
+#: Every key of a config and its check. ``model.n_down``: a 256x256 input halved 7 times is
+#: 2x2, the smallest map instance norm accepts; the discriminator also ends in two 4x4
+#: stride-1 convolutions. Width limits keep a crafted config from allocating gigabytes.
+SCHEMA: dict[str, Check] = {
+    "seed": _integer(0, 2**63 - 1),
+    "model.in_channels": _choice(4),
+    "model.base_channels": _integer(1, 256),
+    "model.max_channels": _integer(1, 1024),
+    "model.n_down": _integer(1, 7),
+    "model.first_norm": _boolean,
+    "model.middle_dilations": _list(_integer(1, 64), "integers in [1, 64]", 1, 16),
+    "model.se_reduction": _integer(1, 1024),
+    "model.disc_base_channels": _integer(1, 256),
+    "model.disc_n_down": _integer(1, 6),
+    "loss.gan": _gan_loss,
+    "loss.stage1.alpha": _WEIGHT,
+    "loss.stage1.beta": _WEIGHT,
+    "loss.stage2.alpha": _WEIGHT,
+    "loss.stage2.beta": _WEIGHT,
+    "loss.perceptual.layers": _list(_text(), "VGG-19 layer names", 1, 16),
+    "loss.perceptual.input_size": _integer(16, 1024, null=True),
+    "loss.perceptual.weights": _text(null=True),
+    "loss.perceptual.random_weights": _boolean,
+    "optim.lr_g": _number(0.0, open_lo=True),
+    "optim.lr_d": _number(0.0, open_lo=True),
+    "optim.betas": _list(_number(0.0, 1.0, open_hi=True), "numbers in [0, 1)", 2, 2),
+    "data.batch_size": _integer(1, 4096),
+    "data.num_workers": _integer(0, 256),
+    "data.shuffle_buffer": _integer(0),
+    "train.epochs": _POSITIVE,
+    "train.max_steps": _integer(1, null=True),
+    "train.device": _choice("auto", "cpu", "cuda"),
+    "train.amp": _choice("auto", True, False),
+    "train.channels_last": _boolean,
+    "train.compile": _boolean,
+    "train.log_every": _POSITIVE,
+    "train.sample_every": _POSITIVE,
+    "train.checkpoint_every": _POSITIVE,
+    "train.keep_every": _integer(1, null=True),
+    "train.val_every_epoch": _boolean,
+    "train.val_max_batches": _integer(1, null=True),
+}
+
+
+def _flatten(cfg: dict[str, Any], where: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            out |= _flatten(value, f"{where}{key}.")
+        else:
+            out[f"{where}{key}"] = value
+    return out
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for dotted, value in flat.items():
+        *parents, leaf = dotted.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def validate(cfg: Any, where: str = "config") -> dict[str, Any]:
+    """The config with every value coerced to its key's type; all problems in one error.
+
+    ``where`` names the config in the message (``checkpoint FILE``). Keys must be exactly
+    those of :data:`SCHEMA`.
+    """
+    if not isinstance(cfg, dict):
+        raise UserError(f"{where}: the config must be a mapping of keys to values")
+    flat = _flatten(cfg)
+    problems = [f"unknown key {k}" for k in flat if k not in SCHEMA]
+    problems += [f"missing key {k}" for k in SCHEMA if k not in flat]
+    out = {}
+    for key, value in flat.items():
+        if key in SCHEMA:
+            try:
+                out[key] = SCHEMA[key](value)
+            except ValueError as exc:
+                problems.append(f"{key} {exc} (got {value!r})")
+    if problems:
+        raise UserError(f"{where}: {'; '.join(problems)}")
+    return _unflatten(out)
 
 
 def save_config(cfg: dict[str, Any], path: Path) -> None:

@@ -49,6 +49,13 @@ def all_reduce_sum(values: torch.Tensor, d: Dist) -> torch.Tensor:
     return values
 
 
+def all_reduce_min(values: torch.Tensor, d: Dist) -> torch.Tensor:
+    """Element-wise minimum of a tensor over ranks (identity without a process group)."""
+    if d.enabled:
+        dist.all_reduce(values, op=dist.ReduceOp.MIN)
+    return values
+
+
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()

@@ -5,7 +5,8 @@
 * ``L_p``: VGG-19 (ImageNet) feature distance, mean absolute difference summed over the
   configured ReLU layers (eq. 6), on [0, 1] images with ImageNet normalisation.
 * ``L_a``: conditional GAN loss. ``bce`` is the log loss of eq. 7 as BCE-with-logits (the
-  generator uses the non-saturating form); ``lsgan`` is the least-squares alternative.
+  generator uses the non-saturating form); ``lsgan`` is the least-squares alternative; more
+  can be registered in :data:`GAN_LOSSES`.
 
 Images are in [-1, 1] (tanh range) everywhere outside this module.
 """
@@ -13,6 +14,7 @@ Images are in [-1, 1] (tanh range) everywhere outside this module.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -197,14 +199,39 @@ def load_vgg19_features(path: str | Path | None, upto: int) -> dict[str, torch.T
     return feats
 
 
+#: GAN losses by name (``loss.gan``): ``fn(logits, real)`` scores PatchGAN logits against an
+#: all-real or all-fake target. A new loss is one :func:`gan_loss` entry.
+GAN_LOSSES: dict[str, Callable[[torch.Tensor, bool], torch.Tensor]] = {}
+
+
+def gan_loss(name: str):
+    """Register the decorated ``fn(logits, real) -> loss`` as ``loss.gan: name``."""
+
+    def register(fn: Callable[[torch.Tensor, bool], torch.Tensor]):
+        GAN_LOSSES[name] = fn
+        return fn
+
+    return register
+
+
+@gan_loss("bce")
+def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """The paper's log loss (eq. 7) as BCE with logits (non-saturating for the generator)."""
+    target = torch.full_like(logits, float(real), dtype=torch.float32)
+    return F.binary_cross_entropy_with_logits(logits.float(), target)
+
+
+@gan_loss("lsgan")
+def _least_squares(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    """Least squares (Mao et al.): the logits regress to 1 (real) or 0 (fake)."""
+    return F.mse_loss(logits.float(), torch.full_like(logits, float(real), dtype=torch.float32))
+
+
 def adversarial_loss(logits: torch.Tensor, real: bool, kind: str) -> torch.Tensor:
-    """GAN loss of PatchGAN logits against an all-real or all-fake target."""
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    if kind == "bce":
-        return F.binary_cross_entropy_with_logits(logits.float(), target.float())
-    if kind == "lsgan":
-        return F.mse_loss(logits.float(), target.float())
-    raise ValueError(f"unknown GAN loss '{kind}'")
+    """The ``kind`` GAN loss of PatchGAN logits against an all-real or all-fake target."""
+    if kind not in GAN_LOSSES:
+        raise UserError(f"loss.gan must be one of {', '.join(GAN_LOSSES)}, not '{kind}'")
+    return GAN_LOSSES[kind](logits, real)
 
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str):

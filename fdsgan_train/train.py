@@ -15,9 +15,9 @@ validation scores the composite (prediction inside the mask, input outside).
 
 from __future__ import annotations
 
-import math
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,15 @@ from tqdm import tqdm
 
 from fdsgan_train import checkpoint as ckpt_io
 from fdsgan_train.config import save_config
-from fdsgan_train.data import count_samples, eval_loader, shard_paths, train_loader
-from fdsgan_train.distributed import Dist, all_reduce_sum, barrier, init_distributed, shutdown
+from fdsgan_train.data import eval_loader, shard_paths, train_loader
+from fdsgan_train.distributed import (
+    Dist,
+    all_reduce_min,
+    all_reduce_sum,
+    barrier,
+    init_distributed,
+    shutdown,
+)
 from fdsgan_train.logging_utils import RunLogger
 from fdsgan_train.losses import (
     adversarial_loss,
@@ -39,13 +46,29 @@ from fdsgan_train.losses import (
     ssim_loss,
 )
 from fdsgan_train.models import build_models
+from fdsgan_train.preflight import check_shards
+from fdsgan_train.tick import Schedule
 from occlusion_synth.errors import UserError
 
-NETS = ("G1", "G2", "D1", "D2")
+NETS = ckpt_io.NETS
+#: The per-step losses :meth:`Trainer.step` returns, in a fixed order.
+LOSS_KEYS = tuple(f"s{s}/{k}" for s in (1, 2) for k in ("d", "l1", "ssim", "perc", "adv", "total"))
 
 
-class TrainingDiverged(UserError):
-    """A loss became NaN or infinite."""
+class TrainingDiverged(Exception):
+    """A loss or the weights became NaN or infinite. Not a user error: exit code 3."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """How a run ended: its checkpoint (None on ranks other than 0), step, last scores."""
+
+    checkpoint: Path | None
+    step: int
+    trained_steps: int
+    scores: dict[str, float]
 
 
 def predict(g1: nn.Module, g2: nn.Module, inp: torch.Tensor, mask: torch.Tensor):
@@ -208,7 +231,20 @@ class Trainer:
             "rng": ckpt_io.rng_state(),
         }
 
-    def load_state(self, ckpt: dict[str, Any]) -> int:
+    def load_state(self, ckpt: dict[str, Any], path: Path) -> int:
+        """Restore a training checkpoint (refused in one line when it does not fit)."""
+        missing = [k for k in ("optimizers", "scaler", "step", "rng") if k not in ckpt]
+        if missing:
+            raise UserError(f"--resume: {path} is not a training checkpoint (no {missing[0]})")
+        ours, theirs = self.cfg["model"], ckpt["config"]["model"]
+        problems = [
+            f"model.{k} {theirs[k]} in the checkpoint, {v} here"
+            for k, v in ours.items()
+            if theirs[k] != v
+        ]
+        problems += [p for k in NETS if (p := ckpt_io.mismatch(k, self.nets[k], ckpt["models"][k]))]
+        if problems:
+            raise UserError(f"--resume: {path} does not fit the config: {'; '.join(problems)}")
         for k in NETS:
             self.nets[k].load_state_dict(ckpt["models"][k])
             self.opts[k].load_state_dict(ckpt["optimizers"][k])
@@ -217,15 +253,56 @@ class Trainer:
         ckpt_io.set_rng_state(ckpt["rng"])
         return int(ckpt["step"])
 
+    def apply_optim_config(self) -> list[str]:
+        """Set the config's learning rates and betas on the optimisers (after a resume).
 
-def _scalars(out: dict[str, torch.Tensor]) -> dict[str, float]:
-    keys = [k for k in out if "/" in k]
-    values = torch.stack([out[k].float() for k in keys]).cpu().tolist()
-    return dict(zip(keys, values, strict=True))
+        Returns what changed, e.g. ``["optim.lr_g 0.0001 -> 0.0002"]``.
+        """
+        o, changes = self.cfg["optim"], []
+        for k, opt in self.opts.items():
+            key = "lr_g" if k[0] == "G" else "lr_d"
+            for group in opt.param_groups:
+                for name, old, new in (
+                    (f"optim.{key}", group["lr"], o[key]),
+                    ("optim.betas", list(group["betas"]), list(o["betas"])),
+                ):
+                    change = f"{name} {old} -> {new}"
+                    if old != new and change not in changes:
+                        changes.append(change)
+                group["lr"], group["betas"] = o[key], tuple(o["betas"])
+        return changes
 
 
-def train(cfg: dict[str, Any], data_dir: Path, run_dir: Path, resume: bool = False) -> dict:
-    """Train per ``cfg``; returns the last validation scores (rank 0 writes ``run_dir``)."""
+class LossWatch:
+    """Tracks, on the device, the first step whose losses were NaN or infinite.
+
+    :meth:`update` queues a few device operations per step and never waits for the device;
+    :meth:`first_bad` reads the result (one host sync), agreed over all ranks.
+    """
+
+    CLEAN = 2**62
+
+    def __init__(self, device: torch.device) -> None:
+        self.first = torch.full((), self.CLEAN, dtype=torch.int64, device=device)
+        self.bad = torch.zeros(len(LOSS_KEYS), dtype=torch.int64, device=device)
+
+    def update(self, losses: torch.Tensor, step: int) -> None:
+        nonfinite = ~torch.isfinite(losses)
+        new = nonfinite.any() & (self.first == self.CLEAN)
+        self.first = torch.where(new, step, self.first)
+        self.bad = torch.where(new, nonfinite.long(), self.bad)
+
+    def first_bad(self, dist: Dist) -> tuple[int, list[str]] | None:
+        """``(step, loss names)`` of the first non-finite losses on any rank, or None."""
+        first = int(all_reduce_min(self.first.clone(), dist))
+        bad = all_reduce_sum(self.bad.clone(), dist).tolist()
+        if first == self.CLEAN:
+            return None
+        return first, [k for k, b in zip(LOSS_KEYS, bad, strict=True) if b]
+
+
+def train(cfg: dict[str, Any], data_dir: Path, run_dir: Path, resume: bool = False) -> TrainResult:
+    """Train per ``cfg`` (rank 0 writes ``run_dir``); raises :class:`TrainingDiverged`."""
     device = resolve_device(cfg["train"]["device"])
     dist = init_distributed(device.type)
     if device.type == "cuda" and dist.enabled:
@@ -236,27 +313,38 @@ def train(cfg: dict[str, Any], data_dir: Path, run_dir: Path, resume: bool = Fal
         shutdown(dist)
 
 
-def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist) -> dict:
+def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist) -> TrainResult:
     t = cfg["train"]
     train_paths, val_paths = shard_paths(data_dir, "train"), shard_paths(data_dir, "val")
     if not train_paths:
         raise UserError(f"--data: no train shards in {data_dir}/shards (train-*.tar)")
+    n_train = check_shards(train_paths)  # every shard the run reads, before step 1
+    check_shards(val_paths)
     batch = cfg["data"]["batch_size"]
-    steps_per_epoch = count_samples(train_paths) // (batch * dist.world_size)
+    steps_per_epoch = n_train // (batch * dist.world_size)
     if steps_per_epoch == 0:
         raise UserError(f"fewer train samples than one batch of {batch} per rank")
     total = t["epochs"] * steps_per_epoch
     if t["max_steps"] is not None:
-        total = min(total, int(t["max_steps"]))
+        total = min(total, t["max_steps"])
+    schedule = Schedule.from_config(t, total, steps_per_epoch)
 
     last = run_dir / "checkpoints" / "last.pt"
     if last.exists() and not resume:
         raise UserError(f"{run_dir} already holds a run: pass --resume or another --run-dir")
     if resume and not last.exists():
         raise UserError(f"--resume: no checkpoint at {last}")
+    if dist.is_main:
+        ckpt_io.remove_stale_temps(last.parent)
 
     trainer = Trainer(cfg, device, dist)
-    step = trainer.load_state(ckpt_io.load_checkpoint(last)) if resume else 0
+    step, saved_step = 0, None
+    if resume:
+        step = saved_step = trainer.load_state(ckpt_io.load_checkpoint(last), last)
+        changes = trainer.apply_optim_config()
+        if changes and dist.is_main:
+            tqdm.write(f"resume: {', '.join(changes)} (from the config)")
+    start = step
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -276,13 +364,27 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
         else None
     )
 
-    def save(step: int) -> None:
+    def last_good() -> str:
+        if saved_step is None:
+            return "No checkpoint was saved."
+        return f"The last good checkpoint is {last} (step {saved_step})."
+
+    def save(step: int, keep: bool) -> None:
+        """Write last.pt (and a kept copy), never over it with non-finite weights."""
+        nonlocal saved_step
+        bad = ckpt_io.nonfinite({k: m.state_dict() for k, m in trainer.nets.items()})
+        if bad:
+            raise TrainingDiverged(
+                f"{len(bad)} weight tensors (e.g. {bad[0]}) are not finite after step {step}; "
+                f"stopped without saving. {last_good()}"
+            )
         if dist.is_main:
             state = trainer.state(step, step // steps_per_epoch, step % steps_per_epoch)
             ckpt_io.save_checkpoint(last, state)
-            if t["keep_every"] and step % t["keep_every"] == 0:
+            if keep:
                 ckpt_io.save_checkpoint(run_dir / "checkpoints" / f"ckpt-{step:07d}.pt", state)
         barrier(dist)
+        saved_step = step
 
     def run_validation(step: int, epoch: int) -> dict:
         if val is None:
@@ -298,54 +400,51 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
         return scores
 
     bar = tqdm(total=total, initial=step, disable=not dist.is_main, desc="train", unit="step")
+    watch = LossWatch(device)
     scores: dict = {}
-    validated_at = -1
+    batches = None
     tic, tic_step = time.perf_counter(), step
     while step < total:
         epoch, skip = divmod(step, steps_per_epoch)
-        batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
-        for _ in range(skip, steps_per_epoch):
-            if step >= total:
-                break
-            data = next(batches)
-            out = trainer.step(data)
-            step += 1
-            losses = _scalars(out)
-            bad = [k for k, v in losses.items() if not math.isfinite(v)]
-            if bad:
-                raise TrainingDiverged(
-                    f"loss {', '.join(bad)} is not finite at step {step}; stopped. The last "
-                    f"good checkpoint is {last if last.exists() else 'none (nothing saved yet)'}"
-                )
-            bar.update(1)
-            bar.set_postfix({k: f"{losses[k]:.3f}" for k in ("s1/l1", "s2/l1", "s1/d", "s2/d")})
-            if step % t["log_every"] == 0 or step == total:
-                rate = (step - tic_step) * batch * dist.world_size / (time.perf_counter() - tic)
-                extra = {"images_per_s": rate}
-                if device.type == "cuda":
-                    extra["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
-                log.log("train", step, losses | extra, epoch=epoch)
-                tic, tic_step = time.perf_counter(), step
-            if step % t["sample_every"] == 0:
-                log.sample_grid(
-                    step,
-                    [
-                        data["input"],
-                        data["mask"] * 2 - 1,
-                        out["stage1"],
-                        out["stage2"],
-                        data["target"],
-                    ],
-                )
-            if step % t["checkpoint_every"] == 0:
-                save(step)
-        del batches
-        if step % steps_per_epoch == 0 and t["val_every_epoch"]:
-            scores, validated_at = run_validation(step, epoch), step
+        if batches is None:
+            batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
+        data = next(batches)
+        out = trainer.step(data)
+        step += 1
+        losses = torch.stack([out[k].float() for k in LOSS_KEYS])  # stays on the device
+        watch.update(losses, step)
+        bar.update(1)
+        due = schedule.due(step)
+        if due.epoch_end:
+            batches = None  # the next epoch has its own order; its workers start then
+        if not due.sync:
+            continue
+        diverged = watch.first_bad(dist)
+        if diverged:
+            first, names = diverged
+            stopped = "stopped" if first == step else f"stopped at step {step}"
+            raise TrainingDiverged(
+                f"loss {', '.join(names)} is not finite at step {first}; {stopped}. {last_good()}"
+            )
+        if due.log:
+            values = dict(zip(LOSS_KEYS, losses.tolist(), strict=True))
+            bar.set_postfix({k: f"{values[k]:.3f}" for k in ("s1/l1", "s2/l1", "s1/d", "s2/d")})
+            rate = (step - tic_step) * batch * dist.world_size / (time.perf_counter() - tic)
+            extra = {"images_per_s": rate}
+            if device.type == "cuda":
+                extra["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            log.log("train", step, values | extra, epoch=epoch)
+            tic, tic_step = time.perf_counter(), step
+        if due.sample:
+            columns = [data["input"], data["mask"] * 2 - 1, out["stage1"], out["stage2"]]
+            log.sample_grid(step, [*columns, data["target"]])
+        if due.checkpoint:
+            save(step, due.keep)
+        if due.validate:
+            scores = run_validation(step, epoch)
             tic = time.perf_counter()
     bar.close()
-    save(step)
-    if validated_at != step:
-        scores = run_validation(step, step // steps_per_epoch)
     log.close()
-    return scores
+    if step == start and dist.is_main:
+        tqdm.write(f"nothing to train: {last} is at step {step} of {total}")
+    return TrainResult(last if dist.is_main else None, step, step - start, scores)

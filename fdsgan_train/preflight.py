@@ -1,0 +1,84 @@
+"""Before step 1: every shard the run will read is checked, from headers only.
+
+A damaged val shard would otherwise surface at the end of the first epoch. Each shard is
+walked once through its tar headers (no member is decoded): it must be a regular file, every
+member safe and inside the file, every key a complete group of the four members, and every
+PNG's header (its first 26 bytes) must say 8-bit RGB (input, target) or grey (mask) at
+256x256. JSON members are small and are parsed. What this cannot see — a PNG whose
+compressed data is corrupt past its header — is still caught, naming shard and key, by the
+decoder when the sample is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import struct
+import tarfile
+from pathlib import Path
+
+from occlusion_synth import shards
+from occlusion_synth.errors import UserError
+
+SIDE = 256
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR = {"input.png": (2, "RGB"), "target.png": (2, "RGB"), "mask.png": (0, "grey")}
+
+
+def _check_png(name: str, head: bytes) -> None:
+    colour, what = _COLOUR[shards.split_member_name(name)[1]]
+    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
+        raise shards.ShardError(f"member {name!r} is not a PNG")
+    width, height, depth, kind = struct.unpack(">IIBB", head[16:26])
+    if (width, height) != (SIDE, SIDE):
+        raise shards.ShardError(f"member {name!r} is {width}x{height}, not {SIDE}x{SIDE}")
+    if (depth, kind) != (8, colour):
+        raise shards.ShardError(f"member {name!r} is not 8-bit {what}")
+
+
+def check_shard(path: Path) -> int:
+    """The number of samples in one shard; ``ShardError`` naming the member or key if bad."""
+    info = os.stat(path)
+    if not stat.S_ISREG(info.st_mode):
+        raise shards.ShardError("not a regular file")
+    groups: dict[str, set[str]] = {}
+    key = None
+    try:
+        with tarfile.open(path, "r:") as tar:
+            for member in tar:
+                shards._check_member(member, shards.MAX_MEMBER_BYTES)
+                if member.offset_data + member.size > info.st_size:
+                    raise shards.ShardError(f"member {member.name!r} is truncated")
+                k, ext = shards.split_member_name(member.name)
+                if k != key and k in groups:
+                    raise shards.ShardError(f"key {k!r} appears twice")
+                key = k
+                groups.setdefault(k, set()).add(ext)
+                if ext not in shards.MEMBERS:
+                    raise shards.ShardError(f"member {member.name!r} is not part of the format")
+                fh = tar.extractfile(member)  # a regular member: never None
+                if ext == "json":
+                    json.loads(fh.read() if fh else b"")
+                else:
+                    _check_png(member.name, fh.read(26) if fh else b"")
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise shards.ShardError(f"unreadable tar ({exc})") from None
+    except ValueError:  # json.JSONDecodeError, UnicodeDecodeError
+        raise shards.ShardError(f"sample {key!r}: its JSON does not decode") from None
+    for k, members in groups.items():
+        missing = [m for m in shards.MEMBERS if m not in members]
+        if missing:
+            raise shards.ShardError(f"sample {k!r} lacks {', '.join(missing)}")
+    return len(groups)
+
+
+def check_shards(paths: list[Path]) -> int:
+    """The total number of samples in ``paths``; a one-line ``UserError`` for a bad shard."""
+    total = 0
+    for path in paths:
+        try:
+            total += check_shard(path)
+        except shards.ShardError as exc:
+            raise UserError(f"--data: {path}: {exc}") from None
+    return total

@@ -1,0 +1,74 @@
+"""What the training loop does after each step, decided in one place (StyleGAN2-ADA's "tick").
+
+:meth:`Schedule.due` is a pure function of the step count: the loop asks it once per step and
+acts on the answer, so the periodic actions (log, sample grid, checkpoint, validation, stop)
+and the host syncs they need happen only on the steps that need them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Due:
+    """The actions due after one step (``epoch_end``: the step finished an epoch)."""
+
+    log: bool = False
+    sample: bool = False
+    checkpoint: bool = False
+    keep: bool = False
+    validate: bool = False
+    epoch_end: bool = False
+    stop: bool = False
+
+    @property
+    def sync(self) -> bool:
+        """Whether any action needs the step's values on the host."""
+        return self.log or self.sample or self.checkpoint or self.validate or self.stop
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Periods of the loop's actions; ``total`` is the step the run stops at."""
+
+    total: int
+    steps_per_epoch: int
+    log_every: int
+    sample_every: int
+    checkpoint_every: int
+    keep_every: int | None = None
+    val_every_epoch: bool = True
+
+    @classmethod
+    def from_config(cls, train: dict[str, Any], total: int, steps_per_epoch: int) -> Schedule:
+        """The schedule of a config's ``train`` section."""
+        return cls(
+            total=total,
+            steps_per_epoch=steps_per_epoch,
+            log_every=train["log_every"],
+            sample_every=train["sample_every"],
+            checkpoint_every=train["checkpoint_every"],
+            keep_every=train["keep_every"],
+            val_every_epoch=train["val_every_epoch"],
+        )
+
+    def due(self, step: int) -> Due:
+        """What is due once ``step`` steps (counted from 1) are done.
+
+        The last step always logs, checkpoints and validates; validation also follows every
+        epoch when ``val_every_epoch`` is set.
+        """
+        stop = step >= self.total
+        epoch_end = step % self.steps_per_epoch == 0
+        checkpoint = stop or step % self.checkpoint_every == 0
+        return Due(
+            log=stop or step % self.log_every == 0,
+            sample=step % self.sample_every == 0,
+            checkpoint=checkpoint,
+            keep=checkpoint and self.keep_every is not None and step % self.keep_every == 0,
+            validate=stop or (epoch_end and self.val_every_epoch),
+            epoch_end=epoch_end,
+            stop=stop,
+        )
