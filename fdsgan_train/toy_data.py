@@ -76,7 +76,7 @@ def write_toy_shards(
                         "split": split,
                         "source_id": "demo:astronaut",
                         "categories": "rectangle",
-                        "coverage": float(np.count_nonzero(mask)) / mask.size,
+                        "coverage": shards.mask_coverage(mask),
                         "seed": seed,
                     }
                     writer.add(shards.encode_sample(key, inp, mask, target, meta))

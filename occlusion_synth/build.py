@@ -1,31 +1,31 @@
 """The parallel, deterministic, resumable dataset build behind ``occsynth build``.
 
-Stages:
+A build is planned, then executed:
 
-1. **Faces.** ``faces.discover_faces`` lists the sources; a seeded permutation
-   (``splits.face_order``) fixes the order in which they are tried. The first
-   ``min(n, sources)`` usable ones form the pool: landmarks come from the CelebA annotation,
-   the landmark cache or detection (in worker processes); unusable files go to
-   ``rejects.csv`` and the next source in the order takes their place.
-2. **Plan.** Sample ``i`` uses face ``pool[i % len(pool)]``; its split is the face's split
-   (CelebA's partition, else a stable hash of the source id), and it goes to shard
-   ``rank // shard_size`` of that split, ``rank`` counting the split's samples in index
-   order. The plan depends only on the options and the sources, never on ``--workers``.
-3. **Samples.** A process pool maps sample indices in order; sample ``i`` draws only from
-   ``numpy.random.default_rng([seed, i])`` and the workers encode the PNGs. The parent
-   writes each shard under a temporary name and renames it when complete, after writing
-   the shard's manifest rows to ``.partial/<shard>.parquet``.
+1. **Faces** (``recipe.resolve_faces``). Sources are tried in a seeded order; the first
+   ``min(n, sources)`` usable ones form the pool (landmarks from the CelebA annotation, the
+   landmark cache or detection in worker processes); unusable files go to ``rejects.csv``.
+2. **Plan** (:class:`BuildPlan`). Sample ``i`` uses face ``pool[i % len(pool)]``; its split
+   is the face's split, and it goes to shard ``rank // shard_size`` of that split, ``rank``
+   counting the split's samples in index order. The plan depends only on the options and the
+   sources, never on ``--workers``.
+3. **Execute.** A :class:`WorkerPool` maps sample indices in order through
+   ``Recipe.encoded`` (sample ``i`` draws only from ``default_rng([seed, i])``); the parent
+   writes each shard under a temporary name and renames it when complete, after writing the
+   shard's manifest rows to ``.partial/<shard>.parquet``.
 4. **Finish.** The part files merge into ``manifest.parquet``; ``dataset.json``,
    ``rejects.csv`` and ``preview.png`` are written and ``.partial/`` is removed.
 
-``--resume`` repeats stages 1-2 (cheap with the cache), keeps every shard whose tar and
-part file exist, and produces only the missing shards, so it ends with the same bytes as an
-uninterrupted run.
+A build that fails before its first sample leaves ``--out`` as it found it (except for
+``rejects.csv`` when no face was usable). ``--resume`` repeats stages 1-2 (cheap with the
+cache), keeps every shard whose tar and part file exist, and produces only the missing
+shards, so it ends with the same bytes as an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import multiprocessing as mp
@@ -33,7 +33,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,9 +43,9 @@ import numpy as np
 from . import shards
 from .errors import UserError
 from .faces import DEFAULT_MAX_OUTSIDE
-from .landmarks import FaceMeshDetector
-from .sample import category_stratum
-from .splits import assign_shards, face_order, split_of
+from .progress import Progress
+from .recipe import FaceOptions, NoUsableFace, PoolFace, Recipe, locate_job, resolve_faces
+from .splits import assign_shards
 
 PARTIAL_DIR = ".partial"
 PLAN_FILE = "plan.json"
@@ -93,12 +93,24 @@ class BuildOptions:
     max_occluders: int = 1
     occluders_dir: str | None = None
     landmarks: str = "auto"
-    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    #: None: CelebA's partition (or a demo face's split) wins, else 0.8/0.1/0.1 by hash;
+    #: given: these fractions for every face.
+    split: tuple[float, float, float] | None = None
     max_outside: float = DEFAULT_MAX_OUTSIDE  # reject faces mostly beyond the photo
     resume: bool = False
     overwrite: bool = False
     landmark_cache: str | None = "default"  # a path, "default", or None for no cache
+    face_landmarker_task: str | None = None
     command: list[str] = field(default_factory=list)
+
+    def face_options(self) -> FaceOptions:
+        return FaceOptions(
+            faces=self.faces,
+            landmarks=self.landmarks,
+            max_outside=self.max_outside,
+            face_landmarker_task=self.face_landmarker_task,
+            split=self.split,
+        )
 
     def plan_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -107,7 +119,7 @@ class BuildOptions:
     def card_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["out"] = str(self.out)
-        d["split"] = list(self.split)
+        d["split"] = None if self.split is None else list(self.split)
         del d["command"]
         return d
 
@@ -128,33 +140,30 @@ class BuildResult:
         return sum(self.counts.values())
 
 
-@dataclass
-class PoolFace:
-    """A usable face: its source and the source-pixel landmarks found for it."""
-
-    source: Any  # faces.FaceSource
-    points: Any  # landmarks.SourcePoints
-    split: str
-
-
 # --------------------------------------------------------------------------- folder
 
 
-def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
-    """Check ``out``: a non-empty folder needs ``--resume`` or ``--overwrite`` (which clears it)."""
+def _build_entries(out: Path) -> tuple[list[str], list[str]]:
+    """The names in ``out`` and those of them a build wrote."""
+    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    return entries, [e for e in entries if e in OUTPUTS]
+
+
+def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+    """Check ``out`` without changing it: a folder holding a build needs ``--resume`` or
+    ``--overwrite``. A folder holding only the ``rejects.csv`` of a build that found no
+    usable face counts as empty."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a folder")
-    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
-    ours = [e for e in entries if e in OUTPUTS]
+    entries, ours = _build_entries(out)
+    if entries == [shards.REJECTS]:
+        return
     if entries and overwrite:
         if not ours:
             raise UserError(
                 f"--out {out} is not empty and holds no occsynth build; "
                 "refusing to overwrite it (choose a new folder)"
             )
-        for name in ours:
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
     elif entries and not resume:
         raise UserError(
             f"--out {out} is not empty: add --resume to continue a build there, "
@@ -164,14 +173,19 @@ def prepare_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise UserError(f"--out {out} holds no occsynth build to resume")
 
 
+def _clear_outputs(out: Path) -> None:
+    """Remove what a previous build wrote in ``out`` (``--overwrite``)."""
+    for name in _build_entries(out)[1]:
+        path = out / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
 def _check_plan(out: Path, options: BuildOptions) -> None:
-    """Check the options against the build being resumed, then create the folders and record
-    them."""
+    """Refuse to resume a build made with other options."""
     import json
 
-    path = out / PARTIAL_DIR / PLAN_FILE
     plan = json.loads(json.dumps(options.plan_dict()))
-    card = out / shards.DATASET_CARD
+    path, card = out / PARTIAL_DIR / PLAN_FILE, out / shards.DATASET_CARD
     previous = None
     if path.is_file():
         previous = json.loads(path.read_text(encoding="utf-8"))
@@ -184,9 +198,13 @@ def _check_plan(out: Path, options: BuildOptions) -> None:
             if previous.get(k) != plan[k]
         )
         raise UserError(f"cannot resume: options differ from the build in {out} ({diff})")
+
+
+def _start_folder(out: Path, options: BuildOptions) -> None:
+    """Create the build's folders and record its plan (the first write of a build)."""
     (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     (out / PARTIAL_DIR).mkdir(exist_ok=True)
-    shards.write_json_atomic(path, plan)
+    shards.write_json_atomic(out / PARTIAL_DIR / PLAN_FILE, options.plan_dict())
 
 
 def _discard_partial(out: Path) -> set[str]:
@@ -212,150 +230,108 @@ def _part_name(shard: str) -> str:
     return shard[: -len(".tar")] + ".parquet"
 
 
+def _write_rejects(out: Path, rejects: list[tuple[str, str]]) -> None:
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["source", "reason"])
+    writer.writerows(rejects)
+    out.mkdir(parents=True, exist_ok=True)
+    shards.write_bytes_atomic(out / shards.REJECTS, text.getvalue().encode("utf-8"))
+
+
 # --------------------------------------------------------------------------- workers
 
-#: Per-process state for pool workers (set by ``_init_worker``).
-_STATE: dict[str, Any] = {}
+#: The per-process context of pool workers (a ``FaceOptions`` or a ``Recipe``).
+_CONTEXT: list[Any] = [None]
 
 
-def _init_worker(state: dict[str, Any]) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _STATE.clear()
-    _STATE.update(state)
+def _init_worker(context: Any, in_child: bool = True) -> None:
+    if in_child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    _CONTEXT[0] = context
 
 
-def _locate_face(args: tuple[Any, Any]) -> tuple[Any, str | None]:
-    """Stage 1 in a worker: load one face (detecting landmarks unless given)."""
-    from .faces import Reject, load_aligned
-
-    src, points = args
-    try:
-        face = load_aligned(
-            src, provider=_STATE["provider"], points=points, max_outside=_STATE["max_outside"]
-        )
-    except Reject as exc:
-        return None, exc.reason
-    return face.found, None
+def _locate(job: Any) -> Any:
+    return locate_job(_CONTEXT[0], job)
 
 
-def _produce(i: int) -> tuple[int, list[tuple[str, bytes]], dict[str, Any]]:
-    """Stage 3 in a worker: make sample ``i`` and encode it."""
-    from .faces import load_aligned
-
-    st = _STATE
-    entry: PoolFace = st["pool"][i % len(st["pool"])]
-    face = load_aligned(entry.source, provider=st["provider"], points=entry.points)
-    rng = np.random.default_rng([st["seed"], i])
-    key = sample_key(i)
-    stratum = category_stratum(st["seed"], i)
-    sample = st["make"](face, st["library"], rng, st["sample_options"], key=key, stratum=stratum)
-    meta = dict(sample.meta)
-    meta.update(key=key, index=i, split=entry.split, seed=st["seed"], source_id=entry.source.id)
-    members = shards.encode_sample(key, sample.input, sample.mask, sample.target, meta)
-    row = manifest_row(key, i, entry, sample.mask, meta, face.landmarks, st["seed"])
-    return i, members, row
+def _encoded(i: int) -> Any:
+    return _CONTEXT[0].encoded(i)
 
 
-def sample_key(i: int) -> str:
-    """The key of sample ``i`` (no dots; unique in the dataset)."""
-    return f"{i:08d}"
+class WorkerPool:
+    """``workers`` processes sharing one context, or the calling process when ``workers`` is 1.
+
+    Used as a context manager, it always ends its processes: joined after a clean exit,
+    terminated after an error or Ctrl-C.
+    """
+
+    def __init__(self, workers: int, context: Any) -> None:
+        self.workers = workers
+        self.context = context
+        self._pool: Any = None
+
+    def __enter__(self) -> WorkerPool:
+        if self.workers > 1:
+            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            self._pool = ctx.Pool(self.workers, _init_worker, (self.context,))
+        else:
+            _init_worker(self.context, in_child=False)
+        return self
+
+    def map(self, fn: Callable[[Any], Any], items: list[Any], per_worker: int) -> Iterator[Any]:
+        """``fn`` over ``items`` in order; chunks of about ``len / (per_worker * workers)``."""
+        if self._pool is None:
+            return map(fn, items)
+        chunk = max(1, min(16, len(items) // (per_worker * self.workers)))
+        return self._pool.imap(fn, items, chunk)
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            if exc_type is None:
+                pool.close()
+            else:
+                pool.terminate()
+            pool.join()
+        _CONTEXT[0] = None
 
 
-def manifest_row(
-    key: str, index: int, entry: PoolFace, mask: np.ndarray, meta: dict, landmarks, seed: int
-) -> dict[str, Any]:
-    """One manifest row (the ``shard`` column is filled in by the writer)."""
-    occluders = [o for o in meta.get("occluders", []) if isinstance(o, dict)]
-    cats = meta.get("categories")
-    if not isinstance(cats, str):
-        cats = "+".join(str(o.get("category", "")) for o in occluders)
-    names = "+".join(str(o.get("name", "")) for o in occluders)
-    row: dict[str, Any] = {
-        "key": key,
-        "index": index,
-        "split": entry.split,
-        "shard": "",
-        "source_id": entry.source.id,
-        "categories": cats,
-        "occluders": names,
-        "coverage": float(np.count_nonzero(mask)) / mask.size,
-        "seed": seed,
-        "landmark_provider": landmarks.provider,
-    }
-    row.update(landmarks.flat())
-    return row
+# --------------------------------------------------------------------------- plan
 
 
-def _map(pool: Any, fn: Callable, items: Iterable, chunksize: int) -> Iterator[Any]:
-    return pool.imap(fn, items, chunksize) if pool is not None else map(fn, items)
+@dataclass
+class BuildPlan:
+    """What a build will write: the recipe of every sample, the shards and what is left."""
+
+    recipe: Recipe
+    rejects: list[tuple[str, str]]
+    splits: np.ndarray  # index into shards.SPLITS, per sample
+    shard_of: np.ndarray  # shard number within its split, per sample
+    counts: dict[str, int]  # samples per split
+    sizes: dict[str, int]  # shard name -> planned samples
+    todo: list[int]  # sample indices still to make
+
+    def shard_name(self, i: int) -> str:
+        return shards.shard_name(shards.SPLITS[self.splits[i]], int(self.shard_of[i]))
 
 
-# --------------------------------------------------------------------------- stages
-
-
-def _resolve_pool(options: BuildOptions, pool: Any, progress: bool) -> tuple[list, list]:
-    """Stage 1: the usable faces in face order, and ``(source id, reason)`` rejects."""
-    from .faces import discover_faces
-    from .landmark_cache import LandmarkCache
-
-    sources = discover_faces(options.faces)
-    order = face_order(len(sources), options.seed)
-    want = min(options.n, len(sources))
-    cache = None
-    if options.landmark_cache is not None:
-        cache = LandmarkCache(
-            None if options.landmark_cache == "default" else options.landmark_cache
-        )
-    accepted: list[PoolFace] = []
-    rejects: list[tuple[str, str]] = []
-    pos = 0
-    bar = _bar(want, "landmarks", "faces", progress)
-    try:
-        while len(accepted) < want and pos < len(sources):
-            batch = [sources[j] for j in order[pos : pos + want - len(accepted)]]
-            pos += len(batch)
-            jobs = []
-            for src in batch:
-                hit = None
-                if cache is not None and src.path is not None and not _annotated(src, options):
-                    hit = cache.get(src.path, FaceMeshDetector.name)
-                jobs.append((src, hit))
-            chunk = max(1, min(16, len(jobs) // (4 * max(1, options.workers))))
-            for (src, hit), (found, reason) in zip(
-                jobs, _map(pool, _locate_face, jobs, chunk), strict=True
-            ):
-                if reason is not None:
-                    rejects.append((src.id, reason))
-                    continue
-                if cache is not None and hit is None and found.provider != "celeba":
-                    cache.put(src.path, FaceMeshDetector.name, found)
-                split = split_of(src.id, src.split, options.split)
-                accepted.append(PoolFace(source=src, points=found, split=split))
-                bar.update(1)
-    finally:
-        bar.close()
-        if cache is not None:
-            cache.save()
-    if not accepted:
-        raise UserError(f"--faces {options.faces}: no usable face ({len(rejects)} rejected)")
-    return accepted, rejects
-
-
-def _annotated(src: Any, options: BuildOptions) -> bool:
-    return src.annotation is not None and options.landmarks in ("auto", "celeba")
-
-
-def _bar(total: int, desc: str, unit: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        disable=None if enabled else True,
-        dynamic_ncols=True,
-        leave=False,
-    )
+def plan_shards(n: int, pool: list[PoolFace], shard_size: int, finished: set[str]):
+    """Split codes, shard numbers, counts, sizes and the samples not in ``finished`` shards."""
+    face_split = np.array([shards.SPLITS.index(e.split) for e in pool], np.int8)
+    splits = face_split[np.arange(n) % len(pool)]
+    shard_of, counts = assign_shards([shards.SPLITS[c] for c in splits], shard_size)
+    shard_of = np.asarray(shard_of, np.int64)
+    sizes: dict[str, int] = {}
+    for code, s in zip(splits, shard_of, strict=True):
+        name = shards.shard_name(shards.SPLITS[code], int(s))
+        sizes[name] = sizes.get(name, 0) + 1
+    todo = [
+        i
+        for i in range(n)
+        if shards.shard_name(shards.SPLITS[splits[i]], int(shard_of[i])) not in finished
+    ]
+    return splits, shard_of, counts, sizes, todo
 
 
 class _ShardSet:
@@ -402,10 +378,41 @@ def _sample_options(options: BuildOptions, library: Any) -> Any:
     return SampleOptions(category_weights=weights, max_occluders=options.max_occluders)
 
 
-def _default_make() -> Callable:
-    from .sample import make_sample
+def open_cache(spec: str | None) -> Any:
+    """The landmark cache named by ``--landmark-cache`` (``"default"``: the user's), or None."""
+    from .landmark_cache import LandmarkCache
 
-    return make_sample
+    return None if spec is None else LandmarkCache(None if spec == "default" else spec)
+
+
+def make_recipe(
+    options: BuildOptions,
+    pool_map: Callable[[list[Any]], Iterator[Any]],
+    progress: bool = True,
+    make: Callable | None = None,
+) -> tuple[Recipe, list[tuple[str, str]]]:
+    """Stage 1: resolve the face pool and return the build's recipe and its rejects."""
+    library = _load_library(options)
+    sample_options = _sample_options(options, library)
+    faces = options.face_options()
+    cache = open_cache(options.landmark_cache)
+    bar = Progress(options.n, "landmarks", "face", enabled=progress)
+    try:
+        pool, rejects = resolve_faces(faces, options.n, options.seed, pool_map, cache, bar)
+    finally:
+        bar.close()
+        if cache is not None:
+            cache.save()
+    extra = {} if make is None else {"make_fn": make}
+    recipe = Recipe(pool, library, sample_options, options.seed, faces, **extra)
+    return recipe, rejects
+
+
+def _validate(options: BuildOptions) -> None:
+    if options.n < 1:
+        raise UserError("--n must be at least 1")
+    if options.shard_size < 1:
+        raise UserError("--shard-size must be at least 1")
 
 
 def run_build(
@@ -421,20 +428,13 @@ def run_build(
     """
     t0 = time.perf_counter()
     out = Path(options.out)
-    if options.n < 1:
-        raise UserError("--n must be at least 1")
-    if options.shard_size < 1:
-        raise UserError("--shard-size must be at least 1")
-    workers = options.workers or os.cpu_count() or 1
-    options.workers = workers
-    library = _load_library(options)
-    sample_options = _sample_options(options, library)
-    make = make or _default_make()
+    _validate(options)
+    options.workers = options.workers or os.cpu_count() or 1
+    check_out(out, options.resume, options.overwrite)
+    if options.resume:
+        _check_plan(out, options)
     complete = (out / shards.DATASET_CARD).is_file() and not (out / PARTIAL_DIR).exists()
-    prepare_out(out, options.resume, options.overwrite)
-    _check_plan(out, options)
     if options.resume and complete:
-        shutil.rmtree(out / PARTIAL_DIR)
         echo(f"nothing to resume: the build in {out} is complete")
         card = shards.read_dataset_card(out)
         return BuildResult(
@@ -445,70 +445,30 @@ def run_build(
             rejects=card["counts"]["rejects"],
             seconds=time.perf_counter() - t0,
         )
-    finished = _discard_partial(out)
 
-    state = {
-        "provider": options.landmarks,
-        "seed": options.seed,
-        "max_outside": options.max_outside,
-    }
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-    pool = ctx.Pool(workers, _init_worker, (state,)) if workers > 1 else None
-    if pool is None:
-        _init_worker_inline(state)
-    sset: _ShardSet | None = None
+    faces = options.face_options()
     try:
-        face_pool, rejects = _resolve_pool(options, pool, progress)
-        face_splits = [e.split for e in face_pool]
-        splits = [face_splits[i % len(face_pool)] for i in range(options.n)]
-        shard_of, counts = assign_shards(splits, options.shard_size)
-        sizes: dict[str, int] = {}
-        for split, s in zip(splits, shard_of, strict=True):
-            name = shards.shard_name(split, s)
-            sizes[name] = sizes.get(name, 0) + 1
-        todo = [
-            i for i in range(options.n) if shards.shard_name(splits[i], shard_of[i]) not in finished
-        ]
-        del face_splits
-        if pool is not None:
-            pool.close()
-            pool.join()
-        state.update(pool=face_pool, library=library, sample_options=sample_options, make=make)
-        pool = ctx.Pool(workers, _init_worker, (state,)) if workers > 1 and todo else None
-        if pool is None:
-            _init_worker_inline(state)
-        sset = _ShardSet(out, sizes)
-        chunk = max(1, min(8, len(todo) // (8 * workers) or 1))
-        bar = _bar(len(todo), "samples", "sample", progress)
-        try:
-            for i, members, row in _map(pool, _produce, todo, chunk):
-                sset.add(shards.shard_name(splits[i], shard_of[i]), members, row)
-                bar.update(1)
-        finally:
-            bar.close()
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-        _finish(out, options, counts, rejects, library, echo)
-    except BaseException as exc:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-            pool = None
-        if sset is not None:
-            sset.abort()  # unfinished shards go; finished ones stay for --resume
-        if isinstance(exc, KeyboardInterrupt):
-            done = len(finished) + (sset.done if sset else 0)
-            raise BuildInterrupted(
-                f"interrupted; {done} shard(s) are complete in {out}. "
-                "Run the same command with --resume to continue."
-            ) from None
-        raise
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
+        with WorkerPool(options.workers, faces) as workers:
+            recipe, rejects = make_recipe(
+                options, functools.partial(workers.map, _locate, per_worker=4), progress, make
+            )
+    except NoUsableFace as exc:
+        _write_rejects(out, exc.rejects)
+        raise UserError(f"{exc.message}; see {out / shards.REJECTS}") from None
+    except KeyboardInterrupt:
+        raise BuildInterrupted("interrupted before any sample was made; nothing written") from None
+
+    # The first write: everything above left --out as it was.
+    if options.overwrite:
+        _clear_outputs(out)
+    _start_folder(out, options)
+    finished = _discard_partial(out)
+    splits, shard_of, counts, sizes, todo = plan_shards(
+        options.n, recipe.pool, options.shard_size, finished
+    )
+    plan = BuildPlan(recipe, rejects, splits, shard_of, counts, sizes, todo)
+    _execute(plan, out, options.workers, progress, finished)
+    _finish(out, options, counts, rejects, recipe.library, echo)
     return BuildResult(
         out=out,
         counts=counts,
@@ -519,9 +479,25 @@ def run_build(
     )
 
 
-def _init_worker_inline(state: dict[str, Any]) -> None:
-    _STATE.clear()
-    _STATE.update(state)
+def _execute(plan: BuildPlan, out: Path, workers: int, progress: bool, finished: set) -> None:
+    """Stage 3: make the samples still to do and write their shards."""
+    sset = _ShardSet(out, plan.sizes)
+    bar = Progress(len(plan.todo), "samples", "sample", enabled=progress)
+    try:
+        with WorkerPool(workers if plan.todo else 1, plan.recipe) as pool:
+            for i, members, row in pool.map(_encoded, plan.todo, per_worker=8):
+                sset.add(plan.shard_name(i), members, row)
+                bar.update()
+    except BaseException as exc:
+        sset.abort()  # unfinished shards go; finished ones stay for --resume
+        if isinstance(exc, KeyboardInterrupt):
+            raise BuildInterrupted(
+                f"interrupted; {len(finished) + sset.done} shard(s) are complete in {out}. "
+                "Run the same command with --resume to continue."
+            ) from None
+        raise
+    finally:
+        bar.close()
 
 
 # --------------------------------------------------------------------------- finish
@@ -544,11 +520,7 @@ def _finish(
     table = pa.concat_tables(tables).sort_by("index")
     shards.write_table(table, out / shards.MANIFEST)
 
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["source", "reason"])
-    writer.writerows(rejects)
-    shards.write_bytes_atomic(out / shards.REJECTS, text.getvalue().encode("utf-8"))
+    _write_rejects(out, rejects)
 
     manifest = table.select(["split", "categories", "coverage"]).to_pydict()
     card = dataset_card(options, counts, manifest, len(rejects), library)

@@ -10,6 +10,8 @@ import importlib
 
 import click
 
+from .cli_support import Group
+
 #: command name -> module in occlusion_synth.commands holding a click command of that name
 COMMANDS: dict[str, str] = {
     "build": "build",
@@ -21,7 +23,7 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(Group):
     """A click group whose commands are imported only when used."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

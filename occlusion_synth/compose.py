@@ -25,11 +25,13 @@ input == target, bit for bit; every changed pixel is masked) holds by constructi
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
 import numpy as np
 
+from occlusion_synth.boxes import Box, mask_box
 from occlusion_synth.layers import Layer
 from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
 
@@ -44,15 +46,6 @@ _MIN_FEATHER = 0.6
 
 #: Relative darkening of R, G, B by a shadow on skin (warm shadows).
 _SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)
-
-
-def _bbox(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
-    """(y0, y1, x0, x1) of the True pixels of ``mask``, grown by ``margin`` and clipped."""
-    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
-    if w == 0 or h == 0:
-        return None
-    hh, ww = mask.shape
-    return max(y - margin, 0), min(y + h + margin, hh), max(x - margin, 0), min(x + w + margin, ww)
 
 
 _NOISE_TABLE: np.ndarray | None = None
@@ -150,13 +143,13 @@ def _plan_layer(
     p["shadow_src"] = layer.contact if touches else layer.alpha
     # The object's box (grown by its feather) and the box its shadow may reach.
     present = cv2.compare(layer.alpha, _ALPHA_EPS, cv2.CMP_GT)
-    obj = _bbox(present, int(np.ceil(3 * p["feather"] + 1)))
+    obj = mask_box(present, int(np.ceil(3 * p["feather"] + 1)))
     if obj is None:
         return None
     if touches:
         present |= cv2.compare(layer.contact, _ALPHA_EPS, cv2.CMP_GT)
     margin = int(np.ceil(3 * max(p["feather"], p["shadow_sigma"]) + p["shadow_dist"] + 2))
-    box = _bbox(present, margin)
+    box = mask_box(present, margin)
     assert box is not None
     p["obj"], p["box"] = obj, box
     return p
@@ -171,7 +164,7 @@ def _apply_layer(
     # light, darkening the face; shadows on skin are warmer (blue darkens most).
     # (Per-channel work goes through cv2.merge: numpy's broadcasting over a trailing axis of
     # 3 is ten times slower.)
-    y0, y1, x0, x1 = p["box"]
+    x0, y0, x1, y1 = p["box"]
     region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     lx, ly = stats.light_dir
     d = p["shadow_dist"]
@@ -187,7 +180,7 @@ def _apply_layer(
     region *= cv2.merge([1.0 - sh * float(t) for t in _SHADOW_TINT])
 
     # The object itself, in its own (smaller) box.
-    y0, y1, x0, x1 = p["obj"]
+    x0, y0, x1, y1 = p["obj"]
     region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     a = np.ascontiguousarray(layer.alpha[y0:y1, x0:x1], dtype=np.float32)
     rgb = np.ascontiguousarray(layer.rgb[y0:y1, x0:x1], dtype=np.float32)
@@ -232,7 +225,7 @@ def _apply_layer(
     return {
         "name": layer.name,
         "category": layer.category,
-        "bbox": [int(v) for v in p["box"]],
+        "bbox": [int(v) for v in (p["box"].y0, p["box"].y1, p["box"].x0, p["box"].x1)],
         "feather_px": round(float(p["feather"]), 3),
         "light_gain": round(float(gain), 3),
         "shading_strength": round(float(p["shading_strength"]), 3),
@@ -267,9 +260,9 @@ def _reshoot(img: np.ndarray, changed: np.ndarray, quality: int | None, scale: f
     the frame at a quality raised in proportion (``100 - (100 - q) * scale``), which is far
     cheaper than upsampling it. Returns a copy of ``img`` with the region replaced.
     """
-    box = _bbox(changed, 8)
+    box = mask_box(changed, 8)
     assert box is not None
-    y0, y1, x0, x1 = box
+    x0, y0, x1, y1 = box
     crop = img[y0:y1, x0:x1]
     f = 1.0
     if scale > 1.05:
@@ -322,10 +315,7 @@ def composite(
     infos = []
     if planned:
         # Work only inside the union of the layers' boxes.
-        y0 = min(p["box"][0] for _, p in planned)
-        y1 = max(p["box"][1] for _, p in planned)
-        x0 = min(p["box"][2] for _, p in planned)
-        x1 = max(p["box"][3] for _, p in planned)
+        x0, y0, x1, y1 = functools.reduce(Box.union, (p["box"] for _, p in planned))
         old = target[y0:y1, x0:x1]
         canvas = old.astype(np.float32)
         for layer, p in planned:

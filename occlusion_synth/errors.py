@@ -1,14 +1,19 @@
-"""Errors a user can cause: each ends a command with one clear line and exit code 2."""
+"""Errors a user can cause, free of any command-line library.
+
+Library code raises :class:`UserError`; only the CLI layer (:mod:`occlusion_synth.cli_support`)
+turns it into one ``Error: ...`` line and exit code 2. A diverged training run or an
+interrupted build are not user errors and carry exit codes of their own.
+"""
 
 from __future__ import annotations
 
-import click
 
-
-class UserError(click.ClickException):
-    """A problem with the user's input (missing folder, bad option...). Exit code 2."""
+class UserError(Exception):
+    """A problem with the user's input (missing folder, bad option...): exit code 2."""
 
     exit_code = 2
 
-    def show(self, file=None) -> None:  # noqa: D102 - one line, no traceback
-        click.echo(f"Error: {self.format_message()}", err=True, file=file)
+    @property
+    def message(self) -> str:
+        """The message, as raised."""
+        return str(self.args[0]) if self.args else ""

@@ -107,28 +107,38 @@ class AlignedFace:
 # --------------------------------------------------------------------------- discovery
 
 
-def _demo_files() -> dict[str, Path]:
-    files: dict[str, Path] = {}
-    try:
-        import skimage.data
+#: The demo faces: every usable face photo that the installed packages ship (name ->
+#: package, file inside its data folder, split). Three people, one per split, so that a demo
+#: build has train, val and test samples; the cameraman is a greyscale photo, admitted (as
+#: three equal channels) for the demo only.
+DEMO_FACES: dict[str, tuple[str, str, str]] = {
+    "astronaut": ("skimage", "astronaut.png", "train"),
+    "camera": ("skimage", "camera.png", "val"),
+    "grace_hopper": ("matplotlib", "sample_data/grace_hopper.jpg", "test"),
+}
 
-        files["astronaut"] = Path(skimage.data.__file__).parent / "astronaut.png"
-    except ImportError:  # pragma: no cover - scikit-image is a dependency
-        pass
+
+def _data_folder(package: str) -> Path | None:
+    """The data folder of an installed package (None when it is not installed)."""
     try:
+        if package == "skimage":
+            import skimage.data
+
+            return Path(skimage.data.__file__).parent
         import matplotlib
 
-        files["grace_hopper"] = (
-            Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-        )
-    except ImportError:  # pragma: no cover - matplotlib is a dependency
-        pass
-    return {k: v for k, v in files.items() if v.is_file()}
+        return Path(matplotlib.get_data_path())
+    except ImportError:  # pragma: no cover - both are dependencies
+        return None
 
 
 def demo_faces() -> list[FaceSource]:
-    """The bundled demo faces (ids ``demo:<name>``)."""
-    faces = [FaceSource(id=f"demo:{n}", path=p, kind="demo") for n, p in _demo_files().items()]
+    """The bundled demo faces (ids ``demo:<name>``), each with its fixed split."""
+    faces = []
+    for name, (package, rel, split) in DEMO_FACES.items():
+        folder = _data_folder(package)
+        if folder is not None and (folder / rel).is_file():
+            faces.append(FaceSource(id=f"demo:{name}", path=folder / rel, kind="demo", split=split))
     if not faces:
         raise FacesError("no demo faces found (scikit-image / matplotlib data files missing)")
     return faces
@@ -337,6 +347,20 @@ def _source_path(src: FaceSource) -> Path:
     return src.path
 
 
+def annotated_points(src: FaceSource, provider: str) -> SourcePoints | None:
+    """The CelebA annotation of ``src`` when ``provider`` uses it: annotations beat the
+    landmark cache and detection whenever they exist (``auto``) or are asked for (``celeba``).
+    """
+    if provider not in ("celeba", "auto") or src.annotation is None:
+        return None
+    return SourcePoints(
+        provider="celeba",
+        points={
+            n: (float(x), float(y)) for n, (x, y) in zip(FIVE_POINTS, src.annotation, strict=True)
+        },
+    )
+
+
 def locate(
     src: FaceSource,
     rgb: np.ndarray,
@@ -346,14 +370,9 @@ def locate(
 ) -> SourcePoints:
     """The source-pixel points of ``src`` from its annotation, the cache, or detection."""
     check_provider(provider)
-    if provider in ("celeba", "auto") and src.annotation is not None:
-        return SourcePoints(
-            provider="celeba",
-            points={
-                n: (float(x), float(y))
-                for n, (x, y) in zip(FIVE_POINTS, src.annotation, strict=True)
-            },
-        )
+    annotated = annotated_points(src, provider)
+    if annotated is not None:
+        return annotated
     if provider == "celeba":
         raise Reject("no CelebA annotation for this image")
     path = _source_path(src)
@@ -416,7 +435,7 @@ def load_aligned(
     ``max_outside`` rejects a face when more than that fraction of its frame lies beyond the
     photo (tight crops, whose outside is filled from the photo's edge).
     """
-    rgb, quality = read_rgb(_source_path(src))
+    rgb, quality = read_rgb(_source_path(src), allow_grey=src.kind == "demo")
     h, w = rgb.shape[:2]
     if points is not None:
         found = _with_face(points)

@@ -78,7 +78,7 @@ def _png_bit_depth(path: Path) -> int | None:
     return None
 
 
-def _open_checked(path: Path) -> Image.Image:
+def _open_checked(path: Path, allow_grey: bool = False) -> Image.Image:
     """Open lazily and check everything the header tells, before any pixel is decoded."""
     try:
         size = path.stat().st_size
@@ -96,14 +96,14 @@ def _open_checked(path: Path) -> Image.Image:
         raise Reject("not an image (unrecognised file content)") from None
     except OSError as exc:
         raise Reject(f"cannot open image ({exc})") from None
-    reason = _header_problem(path, image)
+    reason = _header_problem(path, image, allow_grey)
     if reason is not None:
         image.close()
         raise Reject(reason)
     return image
 
 
-def _header_problem(path: Path, image: Image.Image) -> str | None:
+def _header_problem(path: Path, image: Image.Image, allow_grey: bool = False) -> str | None:
     """Why an opened (not yet decoded) image is unusable, or None."""
     w, h = image.size
     if w * h > MAX_PIXELS:
@@ -112,20 +112,23 @@ def _header_problem(path: Path, image: Image.Image) -> str | None:
         return f"image too small ({w}x{h}, needs at least {MIN_SIDE} px a side)"
     if image.mode == "CMYK":
         return "CMYK colour (convert to RGB first)"
-    if image.mode in _GREY_MODES or image.mode.startswith("I;16"):
+    if image.mode.startswith("I;16"):
+        return "16-bit greyscale image (convert to 8-bit RGB first)"
+    if image.mode in _GREY_MODES and not allow_grey:
         return "greyscale image (a colour photo is needed)"
     if image.format == "PNG" and (_png_bit_depth(path) or 8) > 8:
         return "16-bit PNG (convert to 8-bit RGB first)"
     return None
 
 
-def read_rgb(path: Path) -> tuple[np.ndarray, int | None]:
+def read_rgb(path: Path, allow_grey: bool = False) -> tuple[np.ndarray, int | None]:
     """Decode ``path`` to an (H, W, 3) uint8 RGB array and its JPEG quality (or None).
 
     EXIF orientation is applied, so pixel coordinates are those of the upright photo.
     Raises ``Reject`` for anything unusable; never lets a decoder error through.
+    ``allow_grey`` admits an 8-bit greyscale photo as three equal channels (demo faces).
     """
-    image = opened = _open_checked(path)
+    image = opened = _open_checked(path, allow_grey)
     try:
         quality = estimate_jpeg_quality(image) if image.format == "JPEG" else None
         with warnings.catch_warnings():
@@ -150,7 +153,7 @@ def read_rgb(path: Path) -> tuple[np.ndarray, int | None]:
         raise Reject(f"corrupt image ({exc})") from None
     finally:
         opened.close()  # the file; images derived from it hold no file
-    if _looks_grey(rgb):
+    if not allow_grey and _looks_grey(rgb):
         raise Reject("greyscale image (colour channels are identical)")
     return np.ascontiguousarray(rgb), quality
 

@@ -25,6 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from .boxes import points_box
 from .canonical import CANONICAL_SIZE, MEAN_SHAPE, Landmarks
 from .layers import Layer
 from .occluders.library import Occluder
@@ -144,15 +145,6 @@ def _level_matrix(level: int) -> np.ndarray:
     return np.array([[f, 0, 0.5 * f - 0.5], [0, f, 0.5 * f - 0.5], [0, 0, 1]])
 
 
-def _bbox(points: np.ndarray) -> tuple[int, int, int, int]:
-    """(x0, y0, x1, y1) of ``points`` grown by a 2-3 px margin, clipped to the frame."""
-    x0, y0 = np.floor(points.min(0)) - 2
-    x1, y1 = np.ceil(points.max(0)) + 3
-    x0, y0 = int(max(x0, 0)), int(max(y0, 0))
-    x1, y1 = int(min(x1, S)), int(min(y1, S))
-    return x0, y0, max(x1, x0), max(y1, y0)
-
-
 def _to_layer(occ: Occluder, prem: np.ndarray, con: np.ndarray | None, box, params) -> Layer:
     x0, y0, x1, y1 = box
     rgb = np.zeros((S, S, 3), np.float32)
@@ -193,7 +185,7 @@ def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> La
     if extend:  # the replicated border row runs on along the asset's entry direction
         far = np.array(params.get("entry_dir", (0.0, 0.0))) * 2 * S
         pts = np.vstack([pts, pts + far])
-    box = _bbox(pts)
+    box = points_box(pts, S)
     x0, y0, x1, y1 = box
     params["level"] = lvl
     if x1 <= x0 or y1 <= y0:
@@ -243,7 +235,7 @@ def _warp_tps(occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict) -> 
     bx0, by0, bx1, by1 = cache["bbox"]
     gx, gy = np.meshgrid(np.linspace(bx0, bx1, 5), np.linspace(by0, by1, 5))
     edge = np.stack([gx.ravel(), gy.ravel()], 1)
-    box = _bbox(_tps_apply(fwd, edge))
+    box = points_box(_tps_apply(fwd, edge), S)
     x0, y0, x1, y1 = box
     params["level"] = lvl
     if x1 <= x0 or y1 <= y0:
@@ -411,7 +403,7 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
     gi = np.argmax(g)
     for v in (va.min(), va.max()):
         box_pts.append(mid + u * X[gi] * e_img + n * v * sy * g[gi])
-    box = _bbox(np.array(box_pts))
+    box = points_box(np.array(box_pts), S)
     lvl = _level_for(min(sx, sy), len(cache["levels"]))
     img, con = cache["levels"][lvl]
     params = {

@@ -1,7 +1,8 @@
-"""Contact sheets: one row per sample (input | mask | target) under a legible label strip."""
+"""Contact sheets: a grid of samples, each input | mask | target under a legible label strip."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,14 +40,28 @@ def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 def row_height() -> int:
-    """Height of one sample row on the sheet, label strip included."""
+    """Height of one sample tile on the sheet, label strip included."""
     return LABEL_H + CELL + GAP
 
 
-def sheet_size(n_rows: int, n_cols: int = len(COLUMNS)) -> tuple[int, int]:
-    """(width, height) of a sheet with ``n_rows`` sample rows."""
-    width = GAP + n_cols * (CELL + GAP)
-    return width, HEADER_H + n_rows * row_height() + GAP
+def tile_width(n_cols: int = len(COLUMNS)) -> int:
+    """Width of one sample tile (its image columns side by side)."""
+    return n_cols * (CELL + GAP)
+
+
+def grid_shape(n_samples: int, n_cols: int = len(COLUMNS)) -> tuple[int, int]:
+    """(tile columns, tile rows) that lay ``n_samples`` tiles out as a roughly square sheet."""
+    if n_samples <= 0:
+        return 1, 0
+    aspect = tile_width(n_cols) / row_height()
+    across = max(1, min(n_samples, round(math.sqrt(n_samples / aspect))))
+    return across, math.ceil(n_samples / across)
+
+
+def sheet_size(n_samples: int, n_cols: int = len(COLUMNS)) -> tuple[int, int]:
+    """(width, height) of a sheet holding ``n_samples`` tiles in a grid."""
+    across, down = grid_shape(n_samples, n_cols)
+    return GAP + across * tile_width(n_cols), HEADER_H + down * row_height() + GAP
 
 
 def _cell(img: np.ndarray) -> Image.Image:
@@ -76,31 +91,36 @@ def draw_sample_sheet(
 ) -> Image.Image:
     """Draw a contact sheet of ``samples`` and save it to ``out_path`` (PNG) when given.
 
-    Each sample is ``(input, mask, target, label)``; its row shows the three images side by
+    Each sample is ``(input, mask, target, label)``; its tile shows the three images side by
     side under a white strip carrying ``label`` (e.g. the occluder names and categories).
+    Tiles fill a grid row by row (``grid_shape``), so the sheet stays roughly square.
     Returns the sheet as a PIL image.
     """
     rows = list(samples)
     width, height = sheet_size(len(rows), len(columns))
+    across, _ = grid_shape(len(rows), len(columns))
+    tile_w = tile_width(len(columns))
     sheet = Image.new("RGB", (width, height), _BG)
     draw = ImageDraw.Draw(sheet)
     font, head = _font(15), _font(16)
     if title:
         draw.text((GAP + 4, 5), _fit(draw, title, head, width - 16), fill=_HEADER_FG, font=head)
-    for c, name in enumerate(columns):
-        x = GAP + c * (CELL + GAP)
-        draw.text((x + 4, 27), name, fill=_TITLE_FG, font=font)
+    for t in range(min(across, max(len(rows), 1))):
+        for c, name in enumerate(columns):
+            x = GAP + t * tile_w + c * (CELL + GAP)
+            draw.text((x + 4, 27), name, fill=_TITLE_FG, font=font)
     for r, (inp, mask, target, label) in enumerate(rows):
-        y = HEADER_H + r * row_height()
-        draw.rectangle([GAP, y, width - GAP - 1, y + LABEL_H - 3], fill=_LABEL_BG)
+        x0 = GAP + (r % across) * tile_w
+        y = HEADER_H + (r // across) * row_height()
+        draw.rectangle([x0, y, x0 + tile_w - GAP - 1, y + LABEL_H - 3], fill=_LABEL_BG)
         draw.text(
-            (GAP + 6, y + 4),
-            _fit(draw, label, font, width - 2 * GAP - 12),
+            (x0 + 6, y + 4),
+            _fit(draw, label, font, tile_w - GAP - 12),
             fill=_LABEL_FG,
             font=font,
         )
         for c, img in enumerate((inp, mask, target)[: len(columns)]):
-            sheet.paste(_cell(img), (GAP + c * (CELL + GAP), y + LABEL_H))
+            sheet.paste(_cell(img), (x0 + c * (CELL + GAP), y + LABEL_H))
     if out_path is not None:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ import functools
 import re
 import zlib
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -29,6 +29,7 @@ import numpy as np
 from occlusion_synth.compose import composite
 from occlusion_synth.layers import Layer
 from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
+from occlusion_synth.shards import Sample, jsonable, mask_coverage
 
 if TYPE_CHECKING:  # pragma: no cover
     from occlusion_synth.faces import AlignedFace
@@ -129,15 +130,6 @@ class SampleOptions:
         return cls(category_weights=weights, max_occluders=max_occluders or 1)
 
 
-@dataclass
-class Sample:
-    """A training triple and its JSON-able metadata (``meta``)."""
-
-    key: str
-    input: np.ndarray
-    mask: np.ndarray
-    target: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def slot_of(category: str) -> str:
@@ -220,21 +212,6 @@ def tint_layer(layer: Layer, tone: np.ndarray) -> None:
         ]
     )
     layer.rgb = rgb
-
-
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays (and tuples) inside ``obj`` to plain Python."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def default_key(face: AlignedFace) -> str:
@@ -332,7 +309,7 @@ def make_sample(
         inp, mask, info = composite(
             target, layers, rng, face.jpeg_quality, stats=stats, source_scale=scale
         )
-        coverage = float(np.count_nonzero(mask)) / mask.size
+        coverage = mask_coverage(mask)
         if coverage >= options.min_coverage:
             break
 
@@ -361,5 +338,5 @@ def make_sample(
         input=inp,
         mask=mask,
         target=target,
-        meta=_jsonable(meta),
+        meta=jsonable(meta),
     )

@@ -54,8 +54,12 @@ class ShardError(Exception):
 
 
 @dataclass
-class StoredSample:
-    """One decoded sample: uint8 arrays (input/target HxWx3, mask HxW) and its metadata."""
+class Sample:
+    """One training triple: uint8 arrays (input/target HxWx3, mask HxW, 0/255) and metadata.
+
+    What the compositor makes and what the reader decodes (``shard`` names the shard a decoded
+    sample came from; empty for a freshly made one).
+    """
 
     key: str
     input: np.ndarray
@@ -89,21 +93,37 @@ def encode_png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays, tuples, sets and paths made plain JSON values.
+
+    Non-finite floats become ``None`` (JSON has no NaN). The one JSON conversion of the
+    project: sample metadata, shard members and the dataset card all go through it.
+    """
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
     if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
+        return sorted(jsonable(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return jsonable(obj.item())
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
     if isinstance(obj, Path):
         return str(obj)
-    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+    return obj
+
+
+def mask_coverage(mask: np.ndarray) -> float:
+    """The fraction of the frame a mask covers (its non-zero pixels): the ``coverage`` field."""
+    return float(np.count_nonzero(mask)) / mask.size
 
 
 def encode_json(obj: Any) -> bytes:
     """Compact UTF-8 JSON with sorted keys (numpy scalars and arrays become plain values)."""
-    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+    text = json.dumps(jsonable(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
     return text.encode("utf-8")
 
 
@@ -192,7 +212,7 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
     """Pretty, sorted, deterministic JSON written atomically (the dataset card)."""
-    text = json.dumps(obj, sort_keys=True, indent=2, default=_json_default) + "\n"
+    text = json.dumps(jsonable(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
@@ -328,12 +348,12 @@ def decode_png(data: bytes, mode: str) -> np.ndarray:
         return np.asarray(im, dtype=np.uint8)
 
 
-def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> StoredSample:
+def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> Sample:
     """Decode the four members of one sample; raises ``ShardError`` when one is missing."""
     missing = [m for m in MEMBERS if m not in members]
     if missing:
         raise ShardError(f"sample {key!r} lacks {', '.join(missing)}")
-    return StoredSample(
+    return Sample(
         key=key,
         input=decode_png(members["input.png"], "RGB"),
         mask=decode_png(members["mask.png"], "L"),
@@ -356,7 +376,7 @@ def list_shards(root: str | os.PathLike[str], split: str | None = None) -> list[
     return out
 
 
-def iter_samples(root: str | os.PathLike[str], split: str | None = None) -> Iterator[StoredSample]:
+def iter_samples(root: str | os.PathLike[str], split: str | None = None) -> Iterator[Sample]:
     """Yield every sample of a built dataset (one split, or all), decoded, in shard order."""
     shards = list_shards(root, split)
     if not shards:

@@ -34,19 +34,24 @@ def hash_unit(source_id: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
-def split_of(source_id: str, partition: object, fractions: tuple[float, float, float]) -> str:
-    """The split of a source image: CelebA's partition when known, else by hash of its id.
+#: Fractions for faces with no partition when ``--split`` is not given.
+DEFAULT_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
-    Whole source images go to one split, so no face appears in two splits.
+
+def split_of(
+    source_id: str, partition: object, fractions: tuple[float, float, float] | None
+) -> str:
+    """The split of a source image.
+
+    ``fractions`` None (no ``--split``): the face's partition (CelebA's, or a demo face's own)
+    when it has one, else ``DEFAULT_SPLIT`` by hash of its id. Given fractions override any
+    partition. Whole source images go to one split, so no face appears in two splits.
     """
-    if partition is not None:
-        text = str(partition).strip().lower()
-        if text in SPLITS:
-            return text
-        if text in _PARTITION:
-            return _PARTITION[text]
-        if text == "validation":
-            return "val"
+    if fractions is None:
+        known = partition_split(partition)
+        if known is not None:
+            return known
+        fractions = DEFAULT_SPLIT
     u = hash_unit(source_id)
     edge = 0.0
     for name, frac in zip(SPLITS, fractions, strict=True):
@@ -56,6 +61,18 @@ def split_of(source_id: str, partition: object, fractions: tuple[float, float, f
     return next(
         name for name, frac in zip(reversed(SPLITS), reversed(fractions), strict=True) if frac > 0
     )
+
+
+def partition_split(partition: object) -> str | None:
+    """The split named by a partition value (``0/1/2``, ``train``, ``validation``...), or None."""
+    if partition is None:
+        return None
+    text = str(partition).strip().lower()
+    if text in SPLITS:
+        return text
+    if text in _PARTITION:
+        return _PARTITION[text]
+    return "val" if text == "validation" else None
 
 
 def face_order(n_sources: int, seed: int) -> np.ndarray:

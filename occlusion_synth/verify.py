@@ -106,7 +106,7 @@ def check_sample(
             problems.append(f"json key {meta.get('key')!r} differs from the member key")
         if shard_split is not None and meta.get("split") != shard_split:
             problems.append(f"json split {meta.get('split')!r} in a {shard_split} shard")
-    coverage = None if mask is None else float(np.count_nonzero(mask)) / mask.size
+    coverage = None if mask is None else shards.mask_coverage(mask)
     if coverage is not None and isinstance(meta.get("coverage"), (int, float)):
         if abs(meta["coverage"] - coverage) > COVERAGE_TOLERANCE:
             problems.append(f"json coverage {meta['coverage']} but the mask covers {coverage}")

@@ -179,8 +179,12 @@ def test_splits_keep_sources_apart(tmp_path, cache, options):
 
 
 def test_split_rules():
-    assert split_of("img_align_celeba/000001.jpg", "val", (1, 0, 0)) == "val"
-    assert split_of("x", 2, (1, 0, 0)) == "test"
+    # no --split: the partition wins; an explicit --split overrides it
+    assert split_of("img_align_celeba/000001.jpg", "val", None) == "val"
+    assert split_of("x", 2, None) == "test"
+    assert split_of("img_align_celeba/000001.jpg", "val", (1, 0, 0)) == "train"
+    assert split_of("x", 2, (0, 1, 0)) == "val"
+    assert split_of("x", None, None) == split_of("x", None, (0.8, 0.1, 0.1))
     ids = [f"photo{i}.jpg" for i in range(400)]
     got = [split_of(i, None, (0.8, 0.1, 0.1)) for i in ids]
     assert got == [split_of(i, None, (0.8, 0.1, 0.1)) for i in ids]  # stable

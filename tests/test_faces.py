@@ -75,8 +75,20 @@ def test_downscaling_is_antialiased() -> None:
 def test_discover_demo_faces() -> None:
     sources = faces.discover_faces("demo")
     ids = [s.id for s in sources]
-    assert "demo:astronaut" in ids and "demo:grace_hopper" in ids
-    assert all(s.kind == "demo" and s.path.is_file() and s.split is None for s in sources)
+    assert ids == ["demo:astronaut", "demo:camera", "demo:grace_hopper"]
+    # one person per split, so that a demo build has train, val and test samples
+    assert [s.split for s in sources] == ["train", "val", "test"]
+    assert all(s.kind == "demo" and s.path.is_file() for s in sources)
+
+
+def test_demo_greyscale_face_is_admitted_only_as_a_demo(tmp_path: Path) -> None:
+    camera = next(s for s in faces.discover_faces("demo") if s.id == "demo:camera")
+    face = faces.load_aligned(camera)
+    assert face.image.shape == (256, 256, 3)
+    copy = tmp_path / "camera.png"
+    copy.write_bytes(camera.path.read_bytes())
+    with pytest.raises(faces.Reject, match="greyscale"):
+        faces.load_aligned(faces.discover_faces(str(copy))[0])
 
 
 @pytest.mark.parametrize("name", ["demo:astronaut", "demo:grace_hopper"])
@@ -219,7 +231,7 @@ def test_missing_or_empty_faces_folder(tmp_path: Path, kind: str) -> None:
     target = tmp_path / "nope" if kind == "missing" else tmp_path
     with pytest.raises(faces.FacesError) as info:
         faces.discover_faces(str(target))
-    assert info.value.exit_code == 2 and "\n" not in info.value.format_message()
+    assert info.value.exit_code == 2 and "\n" not in info.value.message
 
 
 # --------------------------------------------------------------- the development sample

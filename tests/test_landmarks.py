@@ -159,9 +159,9 @@ def test_landmarks_command_on_demo(tmp_path: Path) -> None:
     out = tmp_path / "out" / "lm.parquet"
     result = _run(["--faces", "demo", "--out", str(out)], tmp_path)
     assert result.exit_code == 0, result.output
-    assert "2 faces found, 2 with landmarks, 0 rejected" in result.output
+    assert "3 faces found, 3 with landmarks, 0 rejected" in result.output
     table = pd.read_parquet(out)
-    assert list(table["source"]) == ["demo:astronaut", "demo:grace_hopper"]
+    assert list(table["source"]) == ["demo:astronaut", "demo:camera", "demo:grace_hopper"]
     assert set(table["provider"]) == {"mediapipe"} and set(table["estimated"]) == {""}
     for n in POINT_NAMES:
         assert table[f"{n}_x"].between(0, 256).all() and table[f"{n}_y"].between(0, 256).all()

@@ -88,6 +88,10 @@ def test_grey_pixel_in_mask(copy):
     assert any("neither 0 nor 255" in p for p in problems)
 
 
+def _count(shard: Path) -> int:
+    return sum(1 for _ in shards.read_shard(shard))
+
+
 def test_input_changed_outside_mask(copy):
     def edit(key, members):
         mask = shards.decode_png(members["mask.png"], "L")
@@ -99,7 +103,7 @@ def test_input_changed_outside_mask(copy):
 
     _rewrite(_first_shard(copy), edit)
     problems = _problems(copy)
-    assert sum("outside the mask" in p for p in problems) == 4
+    assert sum("outside the mask" in p for p in problems) == _count(_first_shard(copy))
 
 
 def test_missing_member(copy):
@@ -128,7 +132,7 @@ def test_metadata_against_manifest_and_card(copy):
     card["counts"]["samples"] += 1
     shards.write_json_atomic(copy / shards.DATASET_CARD, card)
     problems = _problems(copy)
-    assert sum("manifest source" in p for p in problems) == 4
+    assert sum("manifest source" in p for p in problems) == _count(_first_shard(copy))
     assert any("dataset.json: says 9 samples" in p for p in problems)
 
 

@@ -7,18 +7,20 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.cli_support import Command
 from occlusion_synth.commands.options import (
+    cache_spec,
     categories_option,
     faces_option,
-    file_option,
-    landmarks_option,
+    landmark_options,
     max_occluders_option,
+    max_outside_option,
     occluders_dir_option,
     seed_option,
 )
 
 
-@click.command("build")
+@click.command("build", cls=Command)
 @faces_option(required=True)
 @click.option("--n", "n", required=True, type=click.IntRange(1), help="Samples, all splits.")
 @click.option(
@@ -44,32 +46,19 @@ from occlusion_synth.commands.options import (
 @categories_option
 @max_occluders_option
 @occluders_dir_option
-@landmarks_option()
+@landmark_options
 @click.option(
     "--split",
     "split_text",
-    default="0.8,0.1,0.1",
-    show_default=True,
+    default=None,
     metavar="TRAIN,VAL,TEST",
-    help="Split fractions for faces without a CelebA partition (whole source images).",
+    help="Split fractions, e.g. 0.8,0.1,0.1: whole source images go to a split by a hash of "
+    "their name. Given, they override CelebA's official partition. Default: the partition "
+    "where the faces have one (CelebA, the demo faces), else 0.8,0.1,0.1.",
 )
-@click.option(
-    "--max-outside",
-    default=0.5,
-    show_default=True,
-    type=click.FloatRange(0.0, 1.0),
-    help="Reject a face (rejects.csv) when more than this fraction of its 256x256 frame lies "
-    "outside the photo, as with photos cropped tightly around the face; the outside is "
-    "filled from the photo's edge, which a model should not learn from.",
-)
+@max_outside_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous build in --out.")
-@file_option(
-    "--landmark-cache",
-    help="Landmark cache file (default: ~/.cache/occsynth/landmarks.parquet or "
-    "$OCCSYNTH_LANDMARK_CACHE).",
-)
-@click.option("--no-landmark-cache", is_flag=True, help="Detect landmarks without a cache.")
 def build(
     faces: str,
     n: int,
@@ -81,19 +70,23 @@ def build(
     max_occluders: int,
     occluders_dir: Path | None,
     landmarks: str,
-    split_text: str,
+    face_landmarker_task: Path | None,
+    landmark_cache: Path | None,
+    no_landmark_cache: bool,
+    split_text: str | None,
     max_outside: float,
     resume: bool,
     overwrite: bool,
-    landmark_cache: Path | None,
-    no_landmark_cache: bool,
 ) -> None:
     """Build a dataset of (occluded input, mask, target) triples as WebDataset shards.
 
     Sample i draws only from a generator seeded by (seed, i), so the same command gives
     byte-identical shards for any --workers. A face's split is CelebA's partition when the
-    root has one, else --split assigns whole source images by a hash of their name.
-    Interrupted builds continue with --resume and end with the same bytes.
+    root has one (the demo faces have one too), else --split assigns whole source images by
+    a hash of their name; an explicit --split overrides the partition. Interrupted builds
+    continue with --resume and end with the same bytes. A build that fails before its first
+    sample leaves --out as it was. With stderr redirected to a log, progress is one line
+    every 30 s (OCCSYNTH_PROGRESS_INTERVAL).
 
     \b
     Examples:
@@ -107,9 +100,7 @@ def build(
 
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
-    if landmark_cache is not None and no_landmark_cache:
-        raise UserError("--landmark-cache and --no-landmark-cache exclude each other")
-    cache = None if no_landmark_cache else str(landmark_cache or "default")
+    cache = cache_spec(landmark_cache, no_landmark_cache)
     options = BuildOptions(
         faces=faces,
         n=n,
@@ -121,11 +112,12 @@ def build(
         max_occluders=max_occluders,
         occluders_dir=str(occluders_dir) if occluders_dir else None,
         landmarks=landmarks,
-        split=parse_split(split_text),
+        split=None if split_text is None else parse_split(split_text),
         max_outside=max_outside,
         resume=resume,
         overwrite=overwrite,
         landmark_cache=cache,
+        face_landmarker_task=str(face_landmarker_task) if face_landmarker_task else None,
         command=["occsynth", *sys.argv[1:]],
     )
     try:

@@ -7,45 +7,26 @@ from pathlib import Path
 
 import click
 
-from occlusion_synth.commands.options import file_option, out_file_option, provider_option
-
-
-@click.command("landmarks")
-@click.option(
-    "--faces",
-    "faces_spec",
-    required=True,
-    help="A CelebA root, any folder of photos (searched recursively), one image, or 'demo'.",
+from occlusion_synth.cli_support import Command
+from occlusion_synth.commands.options import (
+    cache_spec,
+    faces_option,
+    landmark_options,
+    out_file_option,
 )
+
+
+@click.command("landmarks", cls=Command)
+@faces_option(required=True)
 @out_file_option("Parquet file to write (one row per face); rejects.csv is written beside it.")
-@provider_option(
-    "--provider",
-    help="celeba: annotation file only; mediapipe: detect; auto: annotation when present.",
-)
-@file_option(
-    "--face-landmarker-task",
-    default=None,
-    help="Use MediaPipe's Tasks FaceLandmarker with this face_landmarker.task model file "
-    "instead of the bundled Face Mesh.",
-)
-@click.option(
-    "--cache/--no-cache",
-    default=True,
-    show_default=True,
-    help="Reuse and store detections in the landmark cache.",
-)
-@file_option(
-    "--cache-file",
-    default=None,
-    help="Landmark cache file [default: $XDG_CACHE_HOME/occsynth/landmarks.parquet].",
-)
+@landmark_options
 def landmarks(
-    faces_spec: str,
+    faces: str,
     out: Path,
-    provider: str,
+    landmarks: str,
     face_landmarker_task: Path | None,
-    cache: bool,
-    cache_file: Path | None,
+    landmark_cache: Path | None,
+    no_landmark_cache: bool,
 ) -> None:
     """Find the landmarks of every face and write them, in 256x256 canonical coordinates.
 
@@ -55,22 +36,25 @@ def landmarks(
     in rejects.csv beside the output.
     """
     import pandas as pd
-    from tqdm import tqdm
 
+    from occlusion_synth.build import open_cache
     from occlusion_synth.canonical import POINT_NAMES
     from occlusion_synth.faces import Reject, discover_faces, load_aligned
-    from occlusion_synth.landmark_cache import LandmarkCache
     from occlusion_synth.landmarks import get_detector
+    from occlusion_synth.progress import Progress
 
     start = time.perf_counter()
-    sources = discover_faces(faces_spec)
+    provider = landmarks
+    sources = discover_faces(faces)
     detector = None  # the bundled Face Mesh starts lazily, on the first cache miss
     if face_landmarker_task is not None and provider != "celeba":
         detector = get_detector(face_landmarker_task)
-    store = LandmarkCache(cache_file) if cache else None
+    store = open_cache(cache_spec(landmark_cache, no_landmark_cache))
     rows, rejects = [], []
+    bar = Progress(len(sources), "landmarks", "face")
     try:
-        for src in tqdm(sources, desc="landmarks", unit="face", dynamic_ncols=True):
+        for src in sources:
+            bar.update()
             try:
                 face = load_aligned(src, provider=provider, detector=detector, cache=store)
             except Reject as exc:
@@ -86,6 +70,7 @@ def landmarks(
             row.update(lm.flat())
             rows.append(row)
     finally:
+        bar.close()
         if store is not None:
             store.save()
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from occlusion_synth.cli_support import Command
 from occlusion_synth.commands.options import file_option
 
 TILE = 150
@@ -56,7 +57,7 @@ def render_sheet(library) -> Image.Image:
     return sheet
 
 
-@click.command()
+@click.command(cls=Command)
 @file_option(
     "--out",
     default=Path("occluders.png"),

@@ -18,6 +18,18 @@ Decorator = Callable[[F], F]
 PROVIDERS: tuple[str, ...] = ("auto", "celeba", "mediapipe")
 
 
+class AliasedOption(click.Option):
+    """An option whose first spelling is shown in ``--help``; later ones are hidden aliases
+    (old spellings kept working)."""
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        shown, self.opts = self.opts, self.opts[:1]
+        try:
+            return super().get_help_record(ctx)
+        finally:
+            self.opts = shown
+
+
 def file_option(*decls: str, **attrs: Any) -> Decorator:
     """An option naming a file (not a folder), given to the command as a ``Path``."""
     return click.option(*decls, type=click.Path(dir_okay=False, path_type=Path), **attrs)
@@ -38,20 +50,72 @@ def faces_option(*, required: bool) -> Decorator:
     )
 
 
-def provider_option(*decls: str, help: str) -> Decorator:
+def provider_option(*decls: str, help: str, **attrs: Any) -> Decorator:
     """A choice of landmark provider (see ``occlusion_synth.landmarks``), ``auto`` by default."""
     return click.option(
-        *decls, type=click.Choice(PROVIDERS), default="auto", show_default=True, help=help
+        *decls, type=click.Choice(PROVIDERS), default="auto", show_default=True, help=help, **attrs
     )
 
 
-def landmarks_option(dest: str = "landmarks") -> Decorator:
-    """``--landmarks``: the landmark provider of a command that makes samples from faces."""
-    return provider_option(
-        "--landmarks",
-        dest,
-        help="Landmark provider: CelebA annotations, MediaPipe, or annotations where present.",
-    )
+def landmark_options(f: F) -> F:
+    """The landmark options every command that reads faces shares, in one vocabulary:
+    ``--landmarks``, ``--face-landmarker-task``, ``--landmark-cache``, ``--no-landmark-cache``
+    (``--provider``, ``--cache-file`` and ``--no-cache`` are hidden old spellings)."""
+    decorators = [
+        provider_option(
+            "--landmarks",
+            "--provider",
+            "landmarks",
+            cls=AliasedOption,
+            help="Landmark provider: celeba (CelebA's annotation file only), mediapipe "
+            "(detect), or auto (the annotation where a file has one, else detect).",
+        ),
+        file_option(
+            "--face-landmarker-task",
+            default=None,
+            help="Detect with MediaPipe's Tasks FaceLandmarker and this face_landmarker.task "
+            "model file instead of the Face Mesh bundled in mediapipe 0.10.21.",
+        ),
+        file_option(
+            "--landmark-cache",
+            "--cache-file",
+            "landmark_cache",
+            cls=AliasedOption,
+            help="Landmark cache file [default: $OCCSYNTH_LANDMARK_CACHE, else "
+            "$XDG_CACHE_HOME/occsynth/landmarks.parquet]. A second run does not detect again.",
+        ),
+        click.option(
+            "--no-landmark-cache",
+            "--no-cache",
+            "no_landmark_cache",
+            cls=AliasedOption,
+            is_flag=True,
+            help="Detect every face again, without reading or writing the cache.",
+        ),
+    ]
+    for decorator in reversed(decorators):
+        f = decorator(f)
+    return f
+
+
+def cache_spec(landmark_cache: Path | None, no_landmark_cache: bool) -> str | None:
+    """The cache named by the landmark options: a path, ``"default"``, or None for none."""
+    from occlusion_synth.errors import UserError
+
+    if landmark_cache is not None and no_landmark_cache:
+        raise UserError("--landmark-cache and --no-landmark-cache exclude each other")
+    return None if no_landmark_cache else str(landmark_cache or "default")
+
+
+max_outside_option = click.option(
+    "--max-outside",
+    default=0.5,
+    show_default=True,
+    type=click.FloatRange(0.0, 1.0),
+    help="Reject a face (rejects.csv) when more than this fraction of its 256x256 frame lies "
+    "outside the photo, as with photos cropped tightly around the face; the outside is "
+    "filled from the photo's edge, which a model should not learn from.",
+)
 
 
 seed_option = click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")

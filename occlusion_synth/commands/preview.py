@@ -7,11 +7,14 @@ from typing import Any
 
 import click
 
+from occlusion_synth.cli_support import Command
 from occlusion_synth.commands.options import (
+    cache_spec,
     categories_option,
     faces_option,
-    landmarks_option,
+    landmark_options,
     max_occluders_option,
+    max_outside_option,
     occluders_dir_option,
     out_file_option,
     seed_option,
@@ -19,59 +22,28 @@ from occlusion_synth.commands.options import (
 from occlusion_synth.errors import UserError
 
 
-def _samples_from_faces(
-    faces: str,
-    n: int,
-    seed: int,
-    categories: str | None,
-    max_occluders: int,
-    provider: str,
-    occluders_dir: Path | None,
-):
-    """Make ``n`` samples from the faces named by ``faces``; rejected faces are skipped."""
-    import numpy as np
-    from tqdm import tqdm
-
-    from occlusion_synth.faces import DEFAULT_MAX_OUTSIDE, discover_faces, load_aligned
-    from occlusion_synth.imageio import Reject
-    from occlusion_synth.landmarks import check_provider
-    from occlusion_synth.occluders.library import OccluderLibrary
+def _samples_from_faces(options: Any, progress: bool = True) -> list:
+    """Samples ``0..n-1`` exactly as ``occsynth build`` with the same options makes them."""
+    from occlusion_synth.build import make_recipe
     from occlusion_synth.preview import sample_label
-    from occlusion_synth.sample import SampleOptions, make_sample
+    from occlusion_synth.progress import Progress
+    from occlusion_synth.recipe import locate_job
 
-    provider = check_provider(provider)
-    sources = discover_faces(faces)
-    library = OccluderLibrary.load([occluders_dir] if occluders_dir else None)
-    options = SampleOptions.from_cli(categories, max_occluders, known=library.categories)
-    # A seeded spread over the sources, cycling when there are fewer faces than samples.
-    order = np.random.default_rng(seed).permutation(len(sources))
-    aligned: dict[int, object] = {}
-    rejected: set[int] = set()
+    faces = options.face_options()
+    recipe, rejects = make_recipe(
+        options, lambda jobs: (locate_job(faces, job) for job in jobs), progress
+    )
+    for source, reason in rejects:
+        click.echo(f"skipped {source}: {reason}", err=True)
     rows = []
-    cursor = 0
-    with tqdm(total=n, desc="preview", unit="sample", leave=False) as bar:
-        while len(rows) < n:
-            if len(rejected) == len(sources):
-                raise UserError(f"--faces {faces}: no usable face (all were rejected)")
-            idx = int(order[cursor % len(order)])
-            cursor += 1
-            if idx in rejected:
-                continue
-            if idx not in aligned:
-                try:
-                    aligned[idx] = load_aligned(
-                        sources[idx], provider=provider, max_outside=DEFAULT_MAX_OUTSIDE
-                    )
-                except Reject as exc:
-                    rejected.add(idx)
-                    tqdm.write(f"skipped {sources[idx].id}: {exc}")
-                    continue
-            i = len(rows)
-            sample = make_sample(
-                aligned[idx], library, np.random.default_rng([seed, i]), options, key=f"{i:06d}"
-            )
-            rows.append((sample.input, sample.mask, sample.target, sample_label(i, sample.meta)))
+    bar = Progress(options.n, "preview", "sample", enabled=progress)
+    try:
+        for i in range(options.n):
+            s = recipe.make(i).sample
+            rows.append((s.input, s.mask, s.target, sample_label(i, s.meta)))
             bar.update()
+    finally:
+        bar.close()
     return rows
 
 
@@ -89,7 +61,7 @@ def _samples_from_dataset(root: Path, n: int):
     return rows
 
 
-@click.command("preview")
+@click.command("preview", cls=Command)
 @faces_option(required=False)
 @click.option(
     "--from",
@@ -107,17 +79,31 @@ def _samples_from_dataset(root: Path, n: int):
 @seed_option
 @categories_option
 @max_occluders_option
-@landmarks_option("provider")
 @occluders_dir_option
+@landmark_options
+@max_outside_option
 @out_file_option("Where to write the sheet (PNG).")
 def preview(
-    faces: str | None, from_dir: Path | None, n: int, seed: int, out: Path, **sample_options: Any
+    faces: str | None,
+    from_dir: Path | None,
+    n: int,
+    seed: int,
+    categories: str | None,
+    max_occluders: int,
+    occluders_dir: Path | None,
+    landmarks: str,
+    face_landmarker_task: Path | None,
+    landmark_cache: Path | None,
+    no_landmark_cache: bool,
+    max_outside: float,
+    out: Path,
 ) -> None:
-    """Draw a contact sheet: one row per sample, showing input | mask | target.
+    """Draw a contact sheet of samples (input | mask | target), laid out as a grid.
 
-    Each row is labelled with the occluders' names and categories, the fraction of the
-    frame that is masked and the source face. Faces that cannot be used are skipped with
-    a message.
+    With --faces, the sheet shows samples 0..n-1 of `occsynth build` with the same
+    --faces, --seed and sample options, pixel for pixel. Each sample is labelled with the
+    occluders' names and categories, the fraction of the frame that is masked and the
+    source face. Faces that cannot be used are skipped with a message.
 
     \b
     Examples:
@@ -125,7 +111,7 @@ def preview(
       occsynth preview --faces /data/celeba --categories sunglasses:2,hand --out s.png
       occsynth preview --from data/ --n 16 --out sheet.png
     """
-    # sample_options: categories, max_occluders, provider, occluders_dir (see the helper)
+    from occlusion_synth.build import BuildOptions
     from occlusion_synth.preview import draw_sample_sheet
 
     if (faces is None) == (from_dir is None):
@@ -134,7 +120,20 @@ def preview(
         rows = _samples_from_dataset(from_dir, n)
         title = str(from_dir)
     else:
-        rows = _samples_from_faces(faces, n, seed, **sample_options)
+        options = BuildOptions(
+            faces=faces,
+            n=n,
+            out=out.parent,
+            seed=seed,
+            categories=categories,
+            max_occluders=max_occluders,
+            occluders_dir=str(occluders_dir) if occluders_dir else None,
+            landmarks=landmarks,
+            max_outside=max_outside,
+            landmark_cache=cache_spec(landmark_cache, no_landmark_cache),
+            face_landmarker_task=str(face_landmarker_task) if face_landmarker_task else None,
+        )
+        rows = _samples_from_faces(options)
         title = f"{faces}  seed {seed}"
     draw_sample_sheet(rows, out, title=title)
     click.echo(f"wrote {out} ({len(rows)} samples)")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.cli_support import Command
 from occlusion_synth.commands.options import out_file_option
 
 
-@click.command("stats")
+@click.command("stats", cls=Command)
 @click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
 @out_file_option("Where to write the figure (PNG).")
 @click.option(

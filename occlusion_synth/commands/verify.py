@@ -8,8 +8,10 @@ from pathlib import Path
 
 import click
 
+from occlusion_synth.cli_support import Command
 
-@click.command("verify")
+
+@click.command("verify", cls=Command)
 @click.argument("root", metavar="DIR", type=click.Path(path_type=Path))
 @click.option(
     "--workers",
