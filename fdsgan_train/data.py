@@ -5,8 +5,11 @@ The shards are the tars of DESIGN.md (``OUT/shards/<split>-NNNNNN.tar``; each sa
 the tar). Reading and decoding are :mod:`occlusion_synth.shards`' (the one reader of the
 format, shared with ``occsynth verify``): a link, an absolute or ``..`` path, an oversized
 member or a repeated key is a ``ShardError`` naming the shard, an incomplete or undecodable
-sample one naming its key (never a silently skipped sample). This module only turns decoded
-arrays into tensors and streams them.
+sample one naming its shard and key (never a silently skipped sample). Before anything is
+decoded, each image member's PNG header must say 8-bit 256x256 RGB (mask: greyscale), so a
+decompression bomb or a wrong-size mask costs nothing. A file named like a shard that is not
+a regular file (a FIFO would block the reader) is refused when the shards are listed. Through
+the loaders, these errors end as one-line ``UserError``s, also from DataLoader workers.
 
 How the data is split across DDP ranks and DataLoader workers: the ``world = ranks x workers``
 readers each get a disjoint part. With at least ``world`` shards, reader ``g`` reads shards
@@ -22,7 +25,8 @@ batches it already consumed (:func:`train_loader` with ``skip``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import struct
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +34,28 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from occlusion_synth import shards
+from occlusion_synth.canonical import CANONICAL_SIZE
 from occlusion_synth.errors import UserError
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+#: PNG colour type of each image member (IHDR): 2 = RGB, 0 = greyscale.
+_COLOUR_TYPES = {"input.png": 2, "mask.png": 0, "target.png": 2}
+_COLOUR_NAMES = {0: "greyscale", 2: "RGB"}
 
 
 def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
-    """The sorted shard files of one split (``data_dir/shards/<split>-NNNNNN.tar``)."""
+    """The sorted shard files of one split (``data_dir/shards/<split>-NNNNNN.tar``).
+
+    A name that is not a regular file (folder, FIFO, device, broken link) is a ``UserError``.
+    """
     root = Path(data_dir)
     if not root.is_dir():
         raise UserError(f"--data: folder {root} does not exist")
-    return shards.list_shards(root, split)
+    paths = shards.list_shards(root, split)
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"--data: {path} is not a regular file (only tar files are read)")
+    return paths
 
 
 def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -64,14 +81,56 @@ def _rgb(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)
 
 
-def decode(key: str, members: dict[str, bytes]) -> dict:
-    """Members of one sample -> ``key`` and the three tensors (mask is ``> 127`` of the PNG)."""
+def png_header_problem(data: bytes, colour_type: int) -> str | None:
+    """Why ``data`` is not an 8-bit 256x256 PNG of ``colour_type``, read from its header only."""
+    if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return "is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    if (width, height) != (CANONICAL_SIZE, CANONICAL_SIZE):
+        return f"is {width}x{height}, expected {CANONICAL_SIZE}x{CANONICAL_SIZE}"
+    if data[24] != 8 or data[25] != colour_type:
+        return (
+            f"has bit depth {data[24]} and colour type {data[25]}, "
+            f"expected 8-bit {_COLOUR_NAMES[colour_type]}"
+        )
+    return None
+
+
+def decode_sample(key: str, members: dict[str, bytes], shard: str | Path) -> shards.StoredSample:
+    """One sample decoded by ``shards.decode_sample`` once its PNG headers passed.
+
+    Any problem is a ``ShardError`` naming the shard, the key and, where known, the member.
+    """
+    where = f"{shard}: sample {key!r}"
+    if all(m in members for m in shards.MEMBERS):  # else decode_sample says what is missing
+        for name, colour in _COLOUR_TYPES.items():
+            problem = png_header_problem(members[name], colour)
+            if problem:
+                raise shards.ShardError(f"{where}: {name} {problem}")
     try:
-        s = shards.decode_sample(key, members)
-    except (ValueError, OSError) as exc:  # a member that is not a PNG of the right mode
-        raise shards.ShardError(f"sample {key!r}: {exc}") from None
+        return shards.decode_sample(key, members, shard=Path(shard).name)
+    except shards.ShardError as exc:  # a missing member
+        raise shards.ShardError(f"{shard}: {exc}") from None
+    except (ValueError, OSError, SyntaxError, EOFError) as exc:  # damaged PNG data or JSON
+        raise shards.ShardError(f"{where}: cannot decode ({exc})") from None
+
+
+def decode(key: str, members: dict[str, bytes], shard: str | Path) -> dict:
+    """Members of one sample -> ``key`` and the three tensors (mask is ``> 127`` of the PNG)."""
+    s = decode_sample(key, members, shard)
     mask = torch.from_numpy(s.mask > 127).float()[None]
     return {"key": key, "input": _rgb(s.input), "mask": mask, "target": _rgb(s.target)}
+
+
+def _one_line_errors(items: Iterable) -> Iterator:
+    """``items``, with a ``ShardError`` (also one re-raised from a DataLoader worker, whose
+    message holds the worker's traceback) turned into a one-line ``UserError``."""
+    try:
+        yield from items
+    except shards.ShardError as exc:
+        last = (str(exc).strip().splitlines() or [""])[-1]
+        prefix = f"{shards.ShardError.__module__}.{shards.ShardError.__qualname__}: "
+        raise UserError(f"--data: {last.removeprefix(prefix)}") from None
 
 
 def reader_slot(rank: int, world_size: int) -> tuple[int, int]:
@@ -79,6 +138,10 @@ def reader_slot(rank: int, world_size: int) -> tuple[int, int]:
     info = get_worker_info()
     workers, worker = (info.num_workers, info.id) if info is not None else (1, 0)
     return rank * workers + worker, world_size * workers
+
+
+#: A sample as read from its shard: ``(shard path, key, {member: bytes})``.
+_Raw = tuple[Path, str, dict[str, bytes]]
 
 
 class ShardStream(IterableDataset):
@@ -101,26 +164,27 @@ class ShardStream(IterableDataset):
         self.shuffle_buffer = shuffle_buffer
         self.endless = endless
 
-    def _one_pass(self, pas: int, slot: int, readers: int) -> Iterator[tuple[str, dict]]:
+    def _one_pass(self, pas: int, slot: int, readers: int) -> Iterator[_Raw]:
         order = list(self.paths)
         if self.shuffle_buffer:
             np.random.default_rng([self.seed, self.epoch, pas]).shuffle(order)
         if len(order) >= readers:
             for path in order[slot::readers]:
-                yield from iter_raw_samples(path)
+                for key, parts in iter_raw_samples(path):
+                    yield path, key, parts
         else:
             i = 0
             for path in order:
-                for sample in iter_raw_samples(path):
+                for key, parts in iter_raw_samples(path):
                     if i % readers == slot:
-                        yield sample
+                        yield path, key, parts
                     i += 1
 
-    def _shuffled(self, items: Iterator[tuple[str, dict]], rng) -> Iterator[tuple[str, dict]]:
+    def _shuffled(self, items: Iterator[_Raw], rng) -> Iterator[_Raw]:
         if not self.shuffle_buffer:
             yield from items
             return
-        buf: list[tuple[str, dict]] = []
+        buf: list[_Raw] = []
         for item in items:
             buf.append(item)
             if len(buf) >= self.shuffle_buffer:
@@ -136,9 +200,9 @@ class ShardStream(IterableDataset):
         while True:
             rng = np.random.default_rng([self.seed, self.epoch, pas, slot])
             got = 0
-            for key, parts in self._shuffled(self._one_pass(pas, slot, readers), rng):
+            for path, key, parts in self._shuffled(self._one_pass(pas, slot, readers), rng):
                 got += 1
-                yield decode(key, parts)
+                yield decode(key, parts, path)
             if not self.endless:
                 return
             if got == 0:
@@ -176,15 +240,31 @@ def train_loader(
     """
     d = cfg["data"]
     ds = ShardStream(paths, cfg["seed"], epoch, rank, world_size, d["shuffle_buffer"], True)
-    it = iter(_loader(ds, d["batch_size"], d["num_workers"], pin_memory))
+    return _one_line_errors(
+        _skipping(_loader(ds, d["batch_size"], d["num_workers"], pin_memory), skip)
+    )
+
+
+def _skipping(loader: DataLoader, skip: int) -> Iterator[dict[str, torch.Tensor]]:
+    it = iter(loader)
     for _ in range(skip):
         next(it)
-    return it
+    yield from it
+
+
+class EvalLoader:
+    """Iterable again and again: one unshuffled pass over this rank's part of a split."""
+
+    def __init__(self, loader: DataLoader) -> None:
+        self.loader = loader
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        return _one_line_errors(self.loader)
 
 
 def eval_loader(
     paths: list[Path], batch_size: int, rank: int, world_size: int, workers: int, pin: bool
-) -> DataLoader:
-    """One unshuffled pass over this rank's part of a split."""
+) -> EvalLoader:
+    """One unshuffled pass over this rank's part of a split (each time it is iterated)."""
     ds = ShardStream(paths, 0, 0, rank, world_size, shuffle_buffer=0, endless=False)
-    return _loader(ds, batch_size, workers, pin)
+    return EvalLoader(_loader(ds, batch_size, workers, pin))

@@ -61,7 +61,9 @@ class EvalSample:
     target: np.ndarray
 
 
-def _categories_of(meta: dict) -> str:
+def _categories_of(meta: object) -> str:
+    if not isinstance(meta, dict):
+        return "unknown"
     cats = meta.get("categories")
     if isinstance(cats, str) and cats:
         return cats
@@ -76,18 +78,26 @@ def _categories_of(meta: dict) -> str:
 
 
 def load_split(data: Path, split: str, limit: int | None = None) -> list[EvalSample]:
-    """The samples of one split of a built dataset (categories from each sample's json)."""
-    from occlusion_synth import shards
+    """The samples of one split of a built dataset (categories from each sample's json).
 
-    if not shards.list_shards(data, split):
+    Read as the trainer reads them (``data.decode_sample``: headers checked before decoding).
+    """
+    from occlusion_synth.shards import ShardError
+
+    from .data import decode_sample, iter_raw_samples, shard_paths
+
+    paths = shard_paths(data, split) if data.is_dir() else []
+    if not paths:
         raise UserError(f"no '{split}' samples in {data} (expected {data}/shards/{split}-*.tar)")
     out: list[EvalSample] = []
     try:
-        for s in shards.iter_samples(data, split):
-            out.append(EvalSample(s.key, _categories_of(s.meta), s.input, s.mask, s.target))
-            if limit is not None and len(out) >= limit:
-                break
-    except (shards.ShardError, ValueError, OSError) as exc:
+        for path in paths:
+            for key, members in iter_raw_samples(path):
+                s = decode_sample(key, members, path)
+                out.append(EvalSample(s.key, _categories_of(s.meta), s.input, s.mask, s.target))
+                if limit is not None and len(out) >= limit:
+                    return out
+    except ShardError as exc:
         raise UserError(f"cannot read the '{split}' shards of {data}: {exc}") from None
     if not out:
         raise UserError(f"no '{split}' samples in {data}")
