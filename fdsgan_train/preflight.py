@@ -54,7 +54,9 @@ def check_shard(path: Path) -> int:
                 if k != key and k in groups:
                     raise shards.ShardError(f"key {k!r} appears twice")
                 key = k
-                groups.setdefault(k, set()).add(ext)
+                if ext in groups.setdefault(k, set()):
+                    raise shards.ShardError(f"member {member.name!r} appears twice")
+                groups[k].add(ext)
                 if ext not in shards.MEMBERS:
                     raise shards.ShardError(f"member {member.name!r} is not part of the format")
                 fh = tar.extractfile(member)  # a regular member: never None

@@ -9,18 +9,23 @@ import pytest
 import torch
 from skimage.metrics import structural_similarity
 
+from fdsgan_train import losses
+from fdsgan_train.config import load_config
 from fdsgan_train.losses import (
+    GAN_LOSSES,
     VGG19_URL,
     MissingVGGWeights,
     VGGPerceptualLoss,
     adversarial_loss,
     discriminator_loss,
+    gan_loss,
     l1_loss,
     reconstruction_loss,
     ssim,
     ssim_loss,
     vgg_relu_index,
 )
+from occlusion_synth.errors import UserError
 
 
 def _images(seed: int = 0, n: int = 2, size: int = 48) -> torch.Tensor:
@@ -110,7 +115,7 @@ def test_vgg_layout_and_layer_names_match_torchvision():
 def test_missing_vgg_weights_say_how_to_get_them(tmp_path):
     with pytest.raises(MissingVGGWeights) as err:
         VGGPerceptualLoss(weights=tmp_path / "nope.pth")
-    message = err.value.format_message()
+    message = err.value.message
     assert VGG19_URL in message and "--vgg-weights" in message and "\n" not in message
 
 
@@ -122,3 +127,18 @@ def test_adversarial_losses_on_known_logits():
     big = torch.full((1, 1, 2, 2), 20.0)
     assert discriminator_loss(big, -big, "bce").item() == pytest.approx(0.0, abs=1e-6)
     assert discriminator_loss(-big, big, "bce").item() == pytest.approx(20.0, rel=1e-3)
+
+
+def test_gan_losses_are_a_registry(monkeypatch):
+    assert set(GAN_LOSSES) == {"bce", "lsgan"}
+    with pytest.raises(UserError, match="loss.gan must be one of bce, lsgan"):
+        load_config("tiny", {"loss.gan": "hinge"})
+    monkeypatch.setattr(losses, "GAN_LOSSES", dict(GAN_LOSSES))  # undone after the test
+
+    @gan_loss("hinge")  # one entry: the config and the trainer accept it
+    def hinge(logits: torch.Tensor, real: bool) -> torch.Tensor:
+        return torch.relu(1 - logits if real else 1 + logits).mean()
+
+    assert load_config("tiny", {"loss.gan": "hinge"})["loss"]["gan"] == "hinge"
+    logits = torch.tensor([[[[2.0, -0.5]]]])
+    assert discriminator_loss(logits, logits, "hinge").item() == pytest.approx(1.25)
