@@ -128,6 +128,7 @@ def _one_line_errors(items: Iterable) -> Iterator:
     try:
         yield from items
     except shards.ShardError as exc:
+        exc.__traceback__ = None  # frees the DataLoader's workers now (else 5 s later, in gc)
         last = (str(exc).strip().splitlines() or [""])[-1]
         prefix = f"{shards.ShardError.__module__}.{shards.ShardError.__qualname__}: "
         raise UserError(f"--data: {last.removeprefix(prefix)}") from None

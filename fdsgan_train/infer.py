@@ -55,7 +55,8 @@ class Deoccluder:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Deoccluder:
-        """Load the generators of a ``fdsgan-train`` checkpoint (UserError when unreadable)."""
+        """Load the generators of a ``fdsgan-train`` checkpoint (UserError when unreadable or
+        not finite: ``checkpoint.load_generators``)."""
         from .checkpoint import load_generators
 
         path = Path(path)
@@ -73,12 +74,6 @@ class Deoccluder:
             raise UserError(_checkpoint_line(path, exc.message)) from None
         except Exception as exc:  # noqa: BLE001 - any loading failure is the user's file
             raise UserError(_checkpoint_line(path, str(exc) or type(exc).__name__)) from None
-        for name, net in (("G1", g1), ("G2", g2)):
-            if not all(bool(t.isfinite().all()) for t in net.state_dict().values()):
-                raise UserError(
-                    f"checkpoint {path}: {name} holds NaN or infinite weights (a diverged run); "
-                    "use an earlier checkpoint"
-                )
         return cls(g1, g2, device, config)
 
     def predict(self, inputs: list[np.ndarray], masks: list[np.ndarray]) -> list[StagePredictions]:

@@ -26,7 +26,7 @@ def good(tmp_path_factory) -> Path:
     return shard_paths(out, "train")[0]
 
 
-def _png_header(width: int, height: int, colour: int) -> bytes:
+def png_header(width: int, height: int, colour: int) -> bytes:
     """A PNG whose header claims ``width`` x ``height`` and whose data is a few bytes."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -57,8 +57,8 @@ def _with_member(src: Path, dst: Path, suffix: str, data: bytes) -> str:
 
 
 BAD_MEMBERS = {
-    "bomb-30000": ("input.png", _png_header(30000, 30000, 2), "input.png is 30000x30000"),
-    "bomb-12000": ("mask.png", _png_header(12000, 12000, 0), "mask.png is 12000x12000"),
+    "bomb-30000": ("input.png", png_header(30000, 30000, 2), "input.png is 30000x30000"),
+    "bomb-12000": ("mask.png", png_header(12000, 12000, 0), "mask.png is 12000x12000"),
     "mask-128": ("mask.png", encode_png(np.zeros((128, 128), np.uint8)), "mask.png is 128x128"),
     "mask-rgb": (
         "mask.png",
