@@ -14,27 +14,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import struct
 import tarfile
 from pathlib import Path
 
+from fdsgan_train.data import _COLOUR_TYPES, png_header_problem
 from occlusion_synth import shards
 from occlusion_synth.errors import UserError
-
-SIDE = 256
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_COLOUR = {"input.png": (2, "RGB"), "target.png": (2, "RGB"), "mask.png": (0, "grey")}
-
-
-def _check_png(name: str, head: bytes) -> None:
-    colour, what = _COLOUR[shards.split_member_name(name)[1]]
-    if len(head) < 26 or head[:8] != _PNG_SIGNATURE or head[12:16] != b"IHDR":
-        raise shards.ShardError(f"member {name!r} is not a PNG")
-    width, height, depth, kind = struct.unpack(">IIBB", head[16:26])
-    if (width, height) != (SIDE, SIDE):
-        raise shards.ShardError(f"member {name!r} is {width}x{height}, not {SIDE}x{SIDE}")
-    if (depth, kind) != (8, colour):
-        raise shards.ShardError(f"member {name!r} is not 8-bit {what}")
 
 
 def check_shard(path: Path) -> int:
@@ -62,8 +47,8 @@ def check_shard(path: Path) -> int:
                 fh = tar.extractfile(member)  # a regular member: never None
                 if ext == "json":
                     json.loads(fh.read() if fh else b"")
-                else:
-                    _check_png(member.name, fh.read(26) if fh else b"")
+                elif problem := png_header_problem(fh.read(26) if fh else b"", _COLOUR_TYPES[ext]):
+                    raise shards.ShardError(f"member {member.name!r} {problem}")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise shards.ShardError(f"unreadable tar ({exc})") from None
     except ValueError:  # json.JSONDecodeError, UnicodeDecodeError

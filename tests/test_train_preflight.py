@@ -54,7 +54,7 @@ CASES = {
         lambda p: _rewrite(
             p, _replace(".mask.png", shards.encode_png(np.zeros((300, 256), np.uint8)))(_members(p))
         ),
-        "is 256x300, not 256x256",
+        "is 256x300, expected 256x256",
     ),
     "rgb mask": (
         lambda p: _rewrite(
@@ -63,7 +63,7 @@ CASES = {
                 _members(p)
             ),
         ),
-        "is not 8-bit grey",
+        "expected 8-bit greyscale",
     ),
     "not a png": (
         lambda p: _rewrite(p, _replace(".input.png", b"GIF89a" * 10)(_members(p))),
