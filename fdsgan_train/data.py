@@ -66,17 +66,6 @@ def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         raise shards.ShardError(f"{path}: {exc}") from None
 
 
-def count_samples(paths: list[Path]) -> int:
-    """Number of samples in the shards (reads tar headers only)."""
-    total = 0
-    for path in paths:
-        try:
-            total += shards.count_shard_samples(path)
-        except shards.ShardError as exc:
-            raise UserError(f"--data: {path}: {exc}") from None
-    return total
-
-
 def _rgb(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)
 

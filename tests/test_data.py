@@ -10,7 +10,8 @@ import tarfile
 import pytest
 import torch
 
-from fdsgan_train.data import ShardStream, count_samples, shard_paths, train_loader
+from fdsgan_train.data import ShardStream, shard_paths, train_loader
+from fdsgan_train.preflight import check_shards
 from fdsgan_train.toy_data import write_toy_shards
 from occlusion_synth.build import run_build
 from occlusion_synth.errors import UserError
@@ -29,7 +30,7 @@ def _keys(ds: ShardStream, n: int | None = None) -> list[str]:
 
 
 def test_samples_have_the_documented_tensors(shards):
-    assert len(shards) == 4 and count_samples(shards) == 12
+    assert len(shards) == 4 and check_shards(shards) == 12
     sample = next(iter(ShardStream(shards, endless=False)))
     assert sample["input"].shape == (3, 256, 256) and sample["target"].shape == (3, 256, 256)
     assert sample["mask"].shape == (1, 256, 256)
@@ -112,11 +113,11 @@ def test_bad_shards_are_errors_not_skipped_samples(tmp_path, shards, extra, prob
         _keys(ShardStream([bad], endless=False))
 
 
-def test_count_refuses_unsafe_members(tmp_path, shards):
+def test_preflight_refuses_unsafe_members(tmp_path, shards):
     bad = tmp_path / "shards" / "train-000000.tar"
     _copy_with(shards[0], bad, [_member("/abs.input.png", b"x")])
     with pytest.raises(UserError, match="absolute path"):
-        count_samples([bad])
+        check_shards([bad])
 
 
 def test_toy_shards_pass_occsynth_verify(tmp_path):
@@ -131,7 +132,7 @@ def test_loader_reads_an_occsynth_build(tmp_path, demo_build_options):
     result = run_build(demo_build_options(out, tmp_path / "cache", n=8), progress=False)
     assert result.counts["train"] >= 2  # the demo build also makes val and test samples
     paths = shard_paths(out, "train")
-    assert count_samples(paths) == result.counts["train"]
+    assert check_shards(paths) == result.counts["train"]
     cfg = {"seed": 0, "data": {"batch_size": 2, "num_workers": 0, "shuffle_buffer": 4}}
     batch = next(train_loader(paths, cfg, epoch=0, rank=0, world_size=1, pin_memory=False))
     assert len(batch["key"]) == 2
