@@ -1,6 +1,6 @@
 """Shards -> tensors: ``input``, ``target`` (3,H,W) in [-1, 1] and ``mask`` (1,H,W) in {0, 1}.
 
-The shards are the tars of DESIGN.md (``OUT/shards/<split>-NNNNNN.tar``; each sample is
+The shards are the occsynth tars (``OUT/shards/<split>-NNNNNN.tar``; each sample is
 ``<key>.input.png``, ``<key>.mask.png``, ``<key>.target.png``, ``<key>.json``, adjacent in
 the tar). Reading and decoding are :mod:`occlusion_synth.shards`' (the one reader of the
 format, shared with ``occsynth verify``): a link, an absolute or ``..`` path, an oversized
@@ -25,7 +25,6 @@ batches it already consumed (:func:`train_loader` with ``skip``).
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -34,13 +33,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from occlusion_synth import shards
-from occlusion_synth.canonical import CANONICAL_SIZE
 from occlusion_synth.errors import UserError
-
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-#: PNG colour type of each image member (IHDR): 2 = RGB, 0 = greyscale.
-_COLOUR_TYPES = {"input.png": 2, "mask.png": 0, "target.png": 2}
-_COLOUR_NAMES = {0: "greyscale", 2: "RGB"}
 
 
 def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
@@ -53,8 +46,10 @@ def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
         raise UserError(f"--data: folder {root} does not exist")
     paths = shards.list_shards(root, split)
     for path in paths:
-        if not path.is_file():
-            raise UserError(f"--data: {path} is not a regular file (only tar files are read)")
+        try:
+            shards.check_regular(path)
+        except shards.ShardError as exc:
+            raise UserError(f"--data: {exc}") from None
     return paths
 
 
@@ -70,38 +65,10 @@ def _rgb(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)
 
 
-def png_header_problem(data: bytes, colour_type: int) -> str | None:
-    """Why ``data`` is not an 8-bit 256x256 PNG of ``colour_type``, read from its header only."""
-    if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
-        return "is not a PNG"
-    width, height = struct.unpack(">II", data[16:24])
-    if (width, height) != (CANONICAL_SIZE, CANONICAL_SIZE):
-        return f"is {width}x{height}, expected {CANONICAL_SIZE}x{CANONICAL_SIZE}"
-    if data[24] != 8 or data[25] != colour_type:
-        return (
-            f"has bit depth {data[24]} and colour type {data[25]}, "
-            f"expected 8-bit {_COLOUR_NAMES[colour_type]}"
-        )
-    return None
-
-
-def decode_sample(key: str, members: dict[str, bytes], shard: str | Path) -> shards.StoredSample:
-    """One sample decoded by ``shards.decode_sample`` once its PNG headers passed.
-
-    Any problem is a ``ShardError`` naming the shard, the key and, where known, the member.
-    """
-    where = f"{shard}: sample {key!r}"
-    if all(m in members for m in shards.MEMBERS):  # else decode_sample says what is missing
-        for name, colour in _COLOUR_TYPES.items():
-            problem = png_header_problem(members[name], colour)
-            if problem:
-                raise shards.ShardError(f"{where}: {name} {problem}")
-    try:
-        return shards.decode_sample(key, members, shard=Path(shard).name)
-    except shards.ShardError as exc:  # a missing member
-        raise shards.ShardError(f"{shard}: {exc}") from None
-    except (ValueError, OSError, SyntaxError, EOFError) as exc:  # damaged PNG data or JSON
-        raise shards.ShardError(f"{where}: cannot decode ({exc})") from None
+def decode_sample(key: str, members: dict[str, bytes], shard: str | Path) -> shards.Sample:
+    """One sample decoded by ``shards.decode_sample`` (PNG headers checked before decoding);
+    any problem is a ``ShardError`` naming the shard, the key and the member."""
+    return shards.decode_sample(key, members, shard=str(shard))
 
 
 def decode(key: str, members: dict[str, bytes], shard: str | Path) -> dict:

@@ -13,26 +13,23 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import tarfile
 from pathlib import Path
 
-from fdsgan_train.data import _COLOUR_TYPES, png_header_problem
 from occlusion_synth import shards
 from occlusion_synth.errors import UserError
 
 
 def check_shard(path: Path) -> int:
     """The number of samples in one shard; ``ShardError`` naming the member or key if bad."""
+    shards.check_regular(path)
     info = os.stat(path)
-    if not stat.S_ISREG(info.st_mode):
-        raise shards.ShardError("not a regular file")
     groups: dict[str, set[str]] = {}
     key = None
     try:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
-                shards._check_member(member, shards.MAX_MEMBER_BYTES)
+                shards.check_member(member, shards.MAX_MEMBER_BYTES)
                 if member.offset_data + member.size > info.st_size:
                     raise shards.ShardError(f"member {member.name!r} is truncated")
                 k, ext = shards.split_member_name(member.name)
@@ -47,7 +44,9 @@ def check_shard(path: Path) -> int:
                 fh = tar.extractfile(member)  # a regular member: never None
                 if ext == "json":
                     json.loads(fh.read() if fh else b"")
-                elif problem := png_header_problem(fh.read(26) if fh else b"", _COLOUR_TYPES[ext]):
+                elif problem := shards.png_header_problem(
+                    fh.read(26) if fh else b"", shards.MEMBER_COLOUR_TYPES[ext]
+                ):
                     raise shards.ShardError(f"member {member.name!r} {problem}")
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise shards.ShardError(f"unreadable tar ({exc})") from None

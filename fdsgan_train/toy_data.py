@@ -1,4 +1,5 @@
-"""Small shard sets in the DESIGN.md format, for tests, benchmarks and GPU smoke runs.
+"""Small shard sets in the occsynth format (``occlusion_synth.shards``), for tests, benchmarks
+and GPU smoke runs.
 
 Faces are scikit-image's ``astronaut()`` (the demo face), jittered per sample (shift, scale,
 flip, colour gain) so that samples differ; the occluder is a random rectangle of a flat noisy

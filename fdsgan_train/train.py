@@ -351,8 +351,9 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
     log = RunLogger(run_dir, dist.is_main)
     if not val_paths:
         note = (
-            f"no val split in {data_dir}: validation skipped; build with more source faces or "
-            "a larger val fraction (occsynth build --split 0.6,0.4,0)"
+            f"no val split in {data_dir}: validation skipped; build with more source faces, or "
+            "give the fractions yourself (occsynth build --split 0.8,0.1,0.1; an explicit "
+            "--split also overrides CelebA's partition)"
         )
         log.log("warning", step, {}, message=note)
         if dist.is_main:

@@ -262,18 +262,25 @@ def _encoded(i: int) -> Any:
 class WorkerPool:
     """``workers`` processes sharing one context, or the calling process when ``workers`` is 1.
 
-    Used as a context manager, it always ends its processes: joined after a clean exit,
-    terminated after an error or Ctrl-C.
+    Workers are forked (cheap) unless ``detects`` and this process has already started a
+    MediaPipe graph, which a forked child would hang in: then they are spawned. Used as a
+    context manager, it always ends its processes: joined after a clean exit, terminated after
+    an error or Ctrl-C.
     """
 
-    def __init__(self, workers: int, context: Any) -> None:
+    def __init__(self, workers: int, context: Any, detects: bool = False) -> None:
         self.workers = workers
         self.context = context
+        self.detects = detects
         self._pool: Any = None
 
     def __enter__(self) -> WorkerPool:
         if self.workers > 1:
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            from .landmarks import detector_started
+
+            fork = "fork" in mp.get_all_start_methods()
+            spawn = not fork or (self.detects and detector_started())
+            ctx = mp.get_context("spawn" if spawn else "fork")
             self._pool = ctx.Pool(self.workers, _init_worker, (self.context,))
         else:
             _init_worker(self.context, in_child=False)
@@ -448,7 +455,7 @@ def run_build(
 
     faces = options.face_options()
     try:
-        with WorkerPool(options.workers, faces) as workers:
+        with WorkerPool(options.workers, faces, detects=True) as workers:
             recipe, rejects = make_recipe(
                 options, functools.partial(workers.map, _locate, per_worker=4), progress, make
             )

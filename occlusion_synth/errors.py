@@ -13,6 +13,10 @@ class UserError(Exception):
 
     exit_code = 2
 
+    def __init__(self, message: str = "", *args: object) -> None:
+        # ``message=`` as a keyword too: torch re-raises worker errors as ``cls(message=...)``
+        super().__init__(message, *args)
+
     @property
     def message(self) -> str:
         """The message, as raised."""

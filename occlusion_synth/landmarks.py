@@ -270,6 +270,13 @@ class FaceLandmarkerDetector:
 _DETECTORS: dict[str, Detector] = {}
 
 
+def detector_started() -> bool:
+    """Whether this process has started a MediaPipe graph. A forked child of such a process
+    hangs in MediaPipe (its graph threads are not inherited), so process pools that detect
+    must then spawn their workers instead of forking them."""
+    return bool(_DETECTORS)
+
+
 def get_detector(task_file: str | Path | None = None) -> Detector:
     """The process-wide detector (created lazily, once): Face Mesh, or the Tasks model."""
     key = "" if task_file is None else str(Path(task_file).expanduser().resolve())

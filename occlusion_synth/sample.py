@@ -130,8 +130,6 @@ class SampleOptions:
         return cls(category_weights=weights, max_occluders=max_occluders or 1)
 
 
-
-
 def slot_of(category: str) -> str:
     """The slot a category occupies (its own name when unknown)."""
     return SLOTS.get(category, category)

@@ -1,6 +1,6 @@
 """The shard format both halves share: WebDataset tars, the manifest and the dataset card.
 
-Layout of a built dataset (``DESIGN.md``)::
+Layout of a built dataset (the README, "Building a dataset")::
 
     OUT/shards/<split>-<000000>.tar   four members per sample, sharing a key with no dots:
                                       <key>.input.png  <key>.mask.png  <key>.target.png
@@ -23,6 +23,8 @@ import io
 import json
 import os
 import re
+import stat
+import struct
 import tarfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +47,15 @@ TMP_SUFFIX = ".tmp"
 PNG_COMPRESS_LEVEL = 1
 #: Largest member the reader accepts (a 256x256 RGB PNG is at most ~200 KB).
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
+
+#: PNG colour type (IHDR) of each image member: 2 = RGB, 0 = greyscale.
+MEMBER_COLOUR_TYPES: dict[str, int] = {"input.png": 2, "mask.png": 0, "target.png": 2}
+#: Side of every image in a shard (the canonical frame).
+FRAME = 256
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_NAMES = {0: "greyscale", 2: "RGB"}
+_MODE_OF_COLOUR_TYPE = {0: "L", 2: "RGB"}
+_COLOUR_TYPE_OF_MODE = {"L": 0, "RGB": 2}
 
 _SHARD_RE = re.compile(r"^(?P<split>[a-z]+)-(?P<number>\d{6})\.tar$")
 
@@ -261,7 +272,8 @@ def package_versions() -> dict[str, str | None]:
 # --------------------------------------------------------------------------- reading
 
 
-def _check_member(member: tarfile.TarInfo, max_bytes: int) -> None:
+def check_member(member: tarfile.TarInfo, max_bytes: int) -> None:
+    """Refuse an unsafe member: not a regular file, an absolute path, ``..``, over ``max_bytes``."""
     name = member.name
     if not member.isreg():
         raise ShardError(f"member {name!r} is not a regular file (links and devices refused)")
@@ -293,10 +305,11 @@ def read_shard(
     seen: set[str] = set()
     key: str | None = None
     group: dict[str, bytes] = {}
+    check_regular(path)
     try:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
-                _check_member(member, max_member_bytes)
+                check_member(member, max_member_bytes)
                 k, ext = split_member_name(member.name)
                 fh = tar.extractfile(member)
                 data = fh.read() if fh is not None else b""
@@ -327,38 +340,87 @@ def count_shard_samples(
     the repeated-key check, which needs the grouping that ``read_shard`` does while reading.
     """
     keys: set[str] = set()
+    check_regular(path)
     try:
         with tarfile.open(path, "r:") as tar:
             for member in tar:
-                _check_member(member, max_member_bytes)
+                check_member(member, max_member_bytes)
                 keys.add(split_member_name(member.name)[0])
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ShardError(f"unreadable tar ({exc})") from exc
     return len(keys)
 
 
+def check_regular(path: str | os.PathLike[str]) -> None:
+    """Refuse a shard path that is not a regular file (a FIFO would block a reader forever)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ShardError(f"{path} is not a regular file (a broken link)") from None
+        raise ShardError(f"cannot read {path} ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(mode):
+        raise ShardError(f"{path} is not a regular file (only tar files are read)")
+
+
+def png_header_problem(data: bytes, colour_type: int, size: int = FRAME) -> str | None:
+    """Why ``data`` is not an 8-bit ``size`` x ``size`` PNG of ``colour_type``, from its first
+    26 bytes only (so a decompression bomb is refused before any pixel is decoded)."""
+    if len(data) < 26 or data[:8] != _PNG_SIGNATURE or data[12:16] != b"IHDR":
+        return "is not a PNG"
+    width, height = struct.unpack(">II", data[16:24])
+    if (width, height) != (size, size):
+        return f"is {width}x{height}, expected {size}x{size}"
+    if data[24] != 8 or data[25] != colour_type:
+        return (
+            f"has bit depth {data[24]} and colour type {data[25]}, "
+            f"expected 8-bit {_COLOUR_NAMES[colour_type]}"
+        )
+    return None
+
+
 def decode_png(data: bytes, mode: str) -> np.ndarray:
-    """Decode PNG bytes to a uint8 array, requiring the PIL ``mode`` ('RGB' or 'L')."""
-    with Image.open(io.BytesIO(data)) as im:
-        if im.format != "PNG":
-            raise ValueError(f"not a PNG ({im.format})")
-        if im.mode != mode:
-            raise ValueError(f"mode {im.mode}, expected {mode}")
-        im.load()
-        return np.asarray(im, dtype=np.uint8)
+    """Decode a sample's PNG (``mode`` 'RGB' or 'L', 256x256, 8-bit) to a uint8 array.
+
+    The header is checked first (``png_header_problem``); raises ``ValueError`` when it or the
+    compressed data is wrong.
+    """
+    problem = png_header_problem(data, _COLOUR_TYPE_OF_MODE[mode])
+    if problem:
+        raise ValueError(problem)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return np.asarray(im, dtype=np.uint8)
+    except (OSError, SyntaxError, EOFError) as exc:
+        raise ValueError(f"damaged PNG data ({exc})") from None
 
 
 def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> Sample:
-    """Decode the four members of one sample; raises ``ShardError`` when one is missing."""
+    """Decode the four members of one sample; any problem is a ``ShardError`` naming the
+    shard, the key and the member."""
+    where = f"{shard}: sample {key!r}" if shard else f"sample {key!r}"
     missing = [m for m in MEMBERS if m not in members]
     if missing:
-        raise ShardError(f"sample {key!r} lacks {', '.join(missing)}")
+        raise ShardError(f"{where} lacks {', '.join(missing)}")
+    arrays = {}
+    for name, colour in MEMBER_COLOUR_TYPES.items():
+        try:
+            arrays[name] = decode_png(members[name], _MODE_OF_COLOUR_TYPE[colour])
+        except ValueError as exc:
+            raise ShardError(f"{where}: {name} {exc}") from None
+    try:
+        meta = json.loads(members["json"].decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise ShardError(f"{where}: json: cannot decode ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ShardError(f"{where}: json is not an object")
     return Sample(
         key=key,
-        input=decode_png(members["input.png"], "RGB"),
-        mask=decode_png(members["mask.png"], "L"),
-        target=decode_png(members["target.png"], "RGB"),
-        meta=json.loads(members["json"].decode("utf-8")),
+        input=arrays["input.png"],
+        mask=arrays["mask.png"],
+        target=arrays["target.png"],
+        meta=meta,
         shard=shard,
     )
 
