@@ -29,6 +29,7 @@ from .boxes import points_box
 from .canonical import CANONICAL_SIZE, MEAN_SHAPE, Landmarks
 from .layers import Layer
 from .occluders.library import Occluder
+from .occluders.schema import Range
 
 S = CANONICAL_SIZE
 #: Direction from the target towards each entry edge; arms reach the side edges from below.
@@ -48,7 +49,7 @@ _MEAN_YAW = float(
 
 # -- landmarks helpers ---------------------------------------------------------------------
 def target_point(lm: Landmarks, name: str) -> np.ndarray:
-    """A named target region's centre in the frame (see ``library.TARGET_NAMES``)."""
+    """A named target region's centre in the frame (see ``schema.TARGET_NAMES``)."""
     if name == "eyes":
         return (lm["left_eye"] + lm["right_eye"]) / 2
     if name == "mouth":
@@ -100,17 +101,16 @@ def _prepare(occ: Occluder) -> dict[str, Any]:
     a = rgba[..., 3:4]
     prem = np.concatenate([rgba[..., :3] * a, a], axis=2)
     contact = np.zeros(occ.rgba.shape[:2], np.float32)
-    spec = occ.material.get("contact", {})
-    if isinstance(spec, dict):
-        for x, y, r in spec.get("points", []):
-            cv2.circle(contact, (int(round(x)), int(round(y))), max(1, int(round(r))), 1.0, -1)
-        if contact.any():
-            contact = cv2.GaussianBlur(contact, (0, 0), 3)
-        edge = int(spec.get("edge_px", 0))
-        if edge > 0:
-            k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge + 1, 2 * edge + 1))
-            inner = cv2.erode(a[..., 0], k)
-            contact = np.maximum(contact, np.clip(a[..., 0] - inner, 0, 1))
+    spec = occ.material.contact
+    for x, y, r in spec.points:
+        cv2.circle(contact, (int(round(x)), int(round(y))), max(1, int(round(r))), 1.0, -1)
+    if contact.any():
+        contact = cv2.GaussianBlur(contact, (0, 0), 3)
+    edge = spec.edge_px
+    if edge > 0:
+        k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * edge + 1, 2 * edge + 1))
+        inner = cv2.erode(a[..., 0], k)
+        contact = np.maximum(contact, np.clip(a[..., 0] - inner, 0, 1))
     contact *= a[..., 0]
     levels = []
     img, con = prem, contact
@@ -166,7 +166,7 @@ def _to_layer(occ: Occluder, prem: np.ndarray, con: np.ndarray | None, box, para
         name=occ.name,
         category=occ.category,
         contact=contact,
-        gloss=float(occ.material.get("gloss", 0.0)),
+        gloss=occ.material.gloss,
         params=params,
     )
 
@@ -268,8 +268,9 @@ def _grid_interp(g: np.ndarray, step: int, w: int, h: int) -> np.ndarray:
 
 
 # -- the rules ----------------------------------------------------------------------------
-def _uniform(rng: np.random.Generator, r: Any, default: float) -> float:
-    if not r:
+def _uniform(rng: np.random.Generator, r: Range | None, default: float) -> float:
+    """A draw from range ``r`` (none when it is empty or absent: ``default``)."""
+    if r is None:
         return default
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
 
@@ -281,12 +282,11 @@ def _rot(deg: float) -> np.ndarray:
 
 def _jitter(occ: Occluder, rng: np.random.Generator) -> dict[str, float]:
     pl = occ.placement
-    off = pl.get("offset_iod", {})
     return {
-        "scale": _uniform(rng, pl.get("scale_jitter"), 1.0),
-        "rotation_deg": _uniform(rng, pl.get("rotation_jitter_deg"), 0.0),
-        "offset_x": _uniform(rng, off.get("x"), 0.0),
-        "offset_y": _uniform(rng, off.get("y"), 0.0),
+        "scale": _uniform(rng, pl.scale_jitter, 1.0),
+        "rotation_deg": _uniform(rng, pl.rotation_jitter_deg, 0.0),
+        "offset_x": _uniform(rng, pl.offset_x, 0.0),
+        "offset_y": _uniform(rng, pl.offset_y, 0.0),
     }
 
 
@@ -448,7 +448,7 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
 
 def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     j = _jitter(occ, rng)
-    names = [k for k in occ.anchors if k in lm.points]
+    names = [k for k in occ.anchors.points if k in lm.points]
     src = np.array([occ.anchors[k] for k in names], np.float64)
     dst = np.array([lm[k] for k in names], np.float64)
     iod = max(lm.inter_ocular, 1e-3)
@@ -472,11 +472,11 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
 def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     pl = occ.placement
     j = _jitter(occ, rng)
-    targets = sorted(pl["targets"])
+    targets = sorted(pl.targets)
     target = targets[int(rng.integers(len(targets)))]
-    edges = pl["targets"][target]
+    edges = pl.targets[target]
     edge = edges[int(rng.integers(len(edges)))]
-    flip = bool(pl.get("flip", False)) and bool(rng.integers(2))
+    flip = pl.flip and bool(rng.integers(2))
     h, w = occ.rgba.shape[:2]
     ta, ea = np.asarray(occ.anchors["target"]), np.asarray(occ.anchors["entry"])
     F = np.eye(3)
@@ -491,9 +491,9 @@ def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
     d_f = _rot(j["rotation_deg"]) @ np.asarray(EDGE_DIRS[edge])
     d_a = ea - ta
     theta = np.arctan2(d_f[1], d_f[0]) - np.arctan2(d_a[1], d_a[0])
-    width_iod = _uniform(rng, pl.get("width_iod"), 2.5)
+    width_iod = _uniform(rng, pl.width_iod, 2.5)
     s = width_iod * iod / w
-    extend = bool(pl.get("extend", True))
+    extend = pl.extend
     if not extend:  # grow until the entry end reaches the image edge region
         reach = float(np.linalg.norm(d_a)) * s
         need = _edge_distance(pt, d_f) - 0.04 * S
@@ -503,7 +503,7 @@ def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
     M = np.hstack([A, (pt - A @ ta)[:, None]])
     M = (np.vstack([M, [0, 0, 1]]) @ F)[:2]
     params = {
-        "rule": pl["rule"],
+        "rule": pl.rule,
         "scale": round(s, 4),
         "rotation_deg": round(float(np.rad2deg(theta)), 2),
         "jitter_rotation_deg": round(j["rotation_deg"], 2),
@@ -541,4 +541,4 @@ RULES = {
 
 def place(occluder: Occluder, landmarks: Landmarks, rng: np.random.Generator) -> Layer:
     """Render ``occluder`` onto the face described by ``landmarks`` with random jitter."""
-    return RULES[occluder.placement["rule"]](occluder, landmarks, rng)
+    return RULES[occluder.placement.rule](occluder, landmarks, rng)

@@ -2,16 +2,16 @@
 
 Number of occluders: drawn uniformly from 1..``max_occluders``. Categories are drawn one
 after another with the user's weights, among those still *compatible* with the ones already
-chosen. Compatibility is by slot (``SLOTS``): at most one occluder per slot (two pairs of
-glasses, two masks, or a medical mask plus a scarf are implausible), and a drink or food at
-the mouth does not go with anything covering the mouth (``EXCLUSIVE_SLOTS``). A category not
-listed in ``SLOTS`` (a user's own occluders) forms a slot of its own. The chosen occluders
-are composited back to front by ``SLOT_DEPTH`` (mask, then glasses, then held objects).
+chosen. Compatibility is by the categories' slots (``categories.CategoryTraits``): at most
+one occluder per slot (two pairs of glasses, two masks, or a medical mask plus a scarf are
+implausible), and a drink or food at the mouth does not go with anything covering the mouth
+(``categories.EXCLUSIVE_SLOTS``). The chosen occluders are composited back to front by their
+category's ``depth`` (mask, then glasses, then held objects).
 
-Hands are tinted here, before compositing: with probability ``SampleOptions.face_skin`` the
-hand takes the face's own cheek colour (with a small jitter), otherwise a random plausible
-skin tone. The cheek colour is divided by the light the compositor will apply, so the hand
-ends up as bright as the cheek it is next to.
+Categories with ``skin_tint`` (hands) are tinted here, before compositing: with probability
+``SampleOptions.face_skin`` the hand takes the face's own cheek colour (with a small
+jitter), otherwise a random plausible skin tone. The cheek colour is divided by the light
+the compositor will apply, so the hand ends up as bright as the cheek it is next to.
 """
 
 from __future__ import annotations
@@ -33,43 +33,7 @@ from occlusion_synth.shards import Sample, jsonable, mask_coverage
 
 if TYPE_CHECKING:  # pragma: no cover
     from occlusion_synth.faces import AlignedFace
-    from occlusion_synth.occluders.library import OccluderLibrary
-
-#: category -> the part of the face (or scene) it occupies; one occluder per slot.
-SLOTS: dict[str, str] = {
-    "sunglasses": "eyes",
-    "eyeglasses": "eyes",
-    "medical_mask": "lower_face",
-    "cloth_mask": "lower_face",
-    "n95_mask": "lower_face",
-    "scarf": "lower_face",
-    "hand": "hand",
-    "phone": "hand",
-    "microphone": "prop",
-    "cup": "mouth_prop",
-    "food": "mouth_prop",
-    "cap": "head",
-    "hat": "head",
-    "hair": "hair",
-    "book": "prop",
-}
-
-#: Depth of each slot, back to front: worn items first (glasses sit over a mask's top
-#: edge), then things held in front of the face. Layers are composited in this order.
-SLOT_DEPTH: dict[str, int] = {
-    "lower_face": 0,
-    "hair": 1,
-    "eyes": 2,
-    "head": 3,
-    "mouth_prop": 4,
-    "prop": 4,
-    "hand": 5,
-}
-
-#: Pairs of slots that never occur together.
-EXCLUSIVE_SLOTS: frozenset[frozenset[str]] = frozenset(
-    {frozenset({"lower_face", "mouth_prop"}), frozenset({"prop", "mouth_prop"})}
-)
+    from occlusion_synth.occluders.library import Occluder, OccluderLibrary
 
 #: Plausible skin tones (RGB, 0..255) from very light to very dark, for hands that do not
 #: take the face's colour.
@@ -128,21 +92,6 @@ class SampleOptions:
 
         weights = parse_category_weights(categories, known) if categories else None
         return cls(category_weights=weights, max_occluders=max_occluders or 1)
-
-
-def slot_of(category: str) -> str:
-    """The slot a category occupies (its own name when unknown)."""
-    return SLOTS.get(category, category)
-
-
-def compatible(category: str, chosen: list[str]) -> bool:
-    """Whether ``category`` can join the already ``chosen`` categories on one face."""
-    slot = slot_of(category)
-    for other in chosen:
-        o = slot_of(other)
-        if o == slot or frozenset({slot, o}) in EXCLUSIVE_SLOTS:
-            return False
-    return True
 
 
 def cached_face_stats(face: AlignedFace) -> FaceStats:
@@ -238,7 +187,7 @@ def _choose_categories(
     rng: np.random.Generator,
     options: SampleOptions,
     stratum: float | None = None,
-) -> list[Any]:
+) -> list[Occluder]:
     """Draw 1..max compatible occluders (``Occluder`` objects) from the library.
 
     ``stratum`` (see ``category_stratum``) picks the first occluder's category when given.
@@ -247,12 +196,11 @@ def _choose_categories(
     if weights is None:
         weights = {c: 1.0 for c in library.categories}
     count = int(rng.integers(1, options.max_occluders + 1))
-    chosen: list[Any] = []
+    chosen: list[Occluder] = []
     for _ in range(count):
+        taken = [o.traits for o in chosen]
         allowed = {
-            c: w
-            for c, w in weights.items()
-            if w > 0 and compatible(c, [o.category for o in chosen])
+            c: w for c, w in weights.items() if w > 0 and library.traits(c).compatible(taken)
         }
         if not allowed:
             break
@@ -267,16 +215,16 @@ def _draw_layers(
     options: SampleOptions,
     stats: FaceStats,
     stratum: float | None = None,
-) -> tuple[list[Any], list[Layer], list[dict[str, Any]]]:
+) -> tuple[list[Occluder], list[Layer], list[dict[str, Any]]]:
     from occlusion_synth.placement import place
 
     occluders = _choose_categories(library, rng, options, stratum)
-    occluders.sort(key=lambda o: SLOT_DEPTH.get(slot_of(o.category), 3))  # stable
+    occluders.sort(key=lambda o: o.traits.depth)  # stable
     layers, extra = [], []
     for occ in occluders:
         layer = place(occ, face.landmarks, rng)
         note: dict[str, Any] = {}
-        if layer.category == "hand":
+        if occ.traits.skin_tint:
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
@@ -316,8 +264,8 @@ def make_sample(
     landmarks["provider"] = lm.provider
     landmarks["estimated"] = sorted(lm.estimated)
     occ_meta = []
-    for layer, note in zip(layers, extra, strict=True):
-        entry = {"name": layer.name, "category": layer.category, "slot": slot_of(layer.category)}
+    for occ, layer, note in zip(occluders, layers, extra, strict=True):
+        entry = {"name": layer.name, "category": layer.category, "slot": occ.traits.slot}
         entry["params"] = layer.params
         entry.update(note)
         occ_meta.append(entry)

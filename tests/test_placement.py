@@ -11,6 +11,7 @@ import pytest
 
 from occlusion_synth.canonical import CANONICAL_SIZE, MEAN_SHAPE, Landmarks
 from occlusion_synth.occluders.library import OccluderLibrary
+from occlusion_synth.occluders.schema import Placement
 from occlusion_synth.placement import estimate_yaw, outline_region, place
 
 S = CANONICAL_SIZE
@@ -48,7 +49,7 @@ def test_eyewear_lens_centres_on_the_eyes_and_follow_roll(lib, roll: float) -> N
         for side in ("left_eye", "right_eye"):
             assert np.linalg.norm(lens_centre(layer, occ, side, lm) - lm[side]) < 6.0
         assert abs(layer.params["rotation_deg"] - roll) < 4.0  # jitter is at most 3 degrees
-    still = dataclasses.replace(occ, placement={"rule": "eyewear"}, cache=occ.cache)
+    still = dataclasses.replace(occ, placement=Placement("eyewear"), cache=occ.cache)
     layer = place(still, lm, np.random.default_rng(0))
     assert abs(layer.params["rotation_deg"] - np.rad2deg(lm.roll)) < 0.01
     for side in ("left_eye", "right_eye"):
@@ -99,7 +100,7 @@ def test_yaw_narrows_the_far_lens_and_keeps_the_frame_on_the_face(lib) -> None:
     turned = yawed_landmarks(0.35)
     assert estimate_yaw(turned) > 0.3 > abs(estimate_yaw(lm))
     occ = next(o for o in lib.by_category("eyeglasses") if "round" in o.name)
-    still = dataclasses.replace(occ, placement={"rule": "eyewear"}, cache=occ.cache)
+    still = dataclasses.replace(occ, placement=Placement("eyewear"), cache=occ.cache)
     flat = place(still, lm, np.random.default_rng(0))
     assert abs(lens_width(flat, lm, "left_eye") - lens_width(flat, lm, "right_eye")) <= 2
     layer = place(still, turned, np.random.default_rng(0))
@@ -201,8 +202,8 @@ def test_layer_contract(lib) -> None:
         assert layer.alpha.shape == (S, S) and layer.alpha.dtype == np.float32
         assert 0 <= layer.alpha.min() and layer.alpha.max() <= 1 and layer.alpha.max() > 0.9
         assert 0 <= layer.rgb.min() and layer.rgb.max() <= 1
-        spec = occ.material["contact"]
-        touches = bool(spec["points"]) or spec["edge_px"] > 0
+        spec = occ.material.contact
+        touches = bool(spec.points) or spec.edge_px > 0
         assert layer.contact is not None and (layer.contact.max() > 0) == touches, cat
         assert np.all(layer.contact <= layer.alpha + 1e-6)
         assert layer.category == cat and layer.name == occ.name

@@ -7,17 +7,14 @@ import json
 import numpy as np
 import pytest
 
+from occlusion_synth.categories import CATEGORIES, default_traits
 from occlusion_synth.faces import demo_faces, load_aligned
 from occlusion_synth.occluders.library import OccluderLibrary
-from occlusion_synth.sample import (
-    SLOT_DEPTH,
-    SLOTS,
-    SampleOptions,
-    cheek_colour,
-    compatible,
-    make_sample,
-    slot_of,
-)
+from occlusion_synth.sample import SampleOptions, cheek_colour, make_sample
+
+
+def compatible(category: str, chosen: list[str]) -> bool:
+    return default_traits(category).compatible([default_traits(c) for c in chosen])
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +32,7 @@ def test_compatibility_rule() -> None:
     assert not compatible("scarf", ["medical_mask"])
     assert not compatible("cup", ["cloth_mask"])
     assert compatible("sunglasses", ["medical_mask", "hand"])
-    assert slot_of("my_own_thing") == "my_own_thing"
+    assert default_traits("my_own_thing").slot == "my_own_thing"
     assert not compatible("my_own_thing", ["my_own_thing"])
 
 
@@ -52,7 +49,7 @@ def test_invariant_on_demo_faces(faces, library) -> None:
         cats = [o["category"] for o in s.meta["occluders"]]
         assert 1 <= len(cats) <= 3
         assert all(compatible(c, cats[:k]) for k, c in enumerate(cats))
-        depths = [SLOT_DEPTH.get(slot_of(c), 3) for c in cats]
+        depths = [CATEGORIES[c].depth for c in cats]
         assert depths == sorted(depths)  # worn items first, held objects in front
 
 
@@ -69,7 +66,7 @@ def test_meta_is_json_and_coverage_is_mask_mean(faces, library) -> None:
     assert isinstance(lm["estimated"], list)
     for occ in meta["occluders"]:
         assert occ["category"] in library.categories
-        assert occ["slot"] == SLOTS.get(occ["category"], occ["category"])
+        assert occ["slot"] == CATEGORIES[occ["category"]].slot
         assert isinstance(occ["params"], dict)
     assert meta["categories"] == "+".join(o["category"] for o in meta["occluders"])
     assert len(meta["compose"]["layers"]) == len(meta["occluders"])

@@ -1,10 +1,10 @@
 """Loading the occluder library: RGBA PNGs with JSON sidecars.
 
 Sidecar schema (``<name>.json`` beside ``<name>.png``; users may add their own folders with
-``--occluders-dir`` in this format)::
+``--occluders-dir`` in this format; ``schema.parse_sidecar`` reads it into typed fields)::
 
     {
-      "category": "sunglasses",            # any identifier; the built-in ones are CATEGORIES
+      "category": "sunglasses",            # any identifier; built-in ones: categories.CATEGORIES
       "name": "sunglasses_aviator_gold",   # unique over the library
       "anchors": {"left_eye": [x, y], ...},# occluder pixel coords -> canonical landmark names
                                            # (plus "target" and "entry" for from_* rules)
@@ -19,13 +19,20 @@ Sidecar schema (``<name>.json`` beside ``<name>.png``; users may add their own f
                                                # the asset until its entry end nears the edge
       "material": {"gloss": 0..1, "contact": {"description": "...",
                    "points": [[x, y, radius], ...], "edge_px": 0}},
-      "provenance": "where the asset came from"
-    }
+      "provenance": "where the asset came from",
+      "slot": "eyes",                      # optional, a category that is not built in: the
+      "depth": 2,                          # face slot it occupies (default: its own), its
+      "skin_tint": false                   # depth order (default: its slot's, else 3) and
+    }                                      # whether it takes a skin tone like a hand
 
 Rule requirements: ``eyewear`` needs anchors ``left_eye`` and ``right_eye``; ``face_warp``
 needs at least three canonical-landmark anchors; ``from_*`` rules need ``target`` and
-``entry`` and a non-empty ``targets`` map. Target names are in ``TARGET_NAMES``; edges are
-``top``, ``bottom``, ``left``, ``right``.
+``entry`` and a non-empty ``targets`` map. Target names are in ``schema.TARGET_NAMES``; edges are
+``top``, ``bottom``, ``left``, ``right``. A built-in category allows only its own rules
+(``categories.CATEGORIES``) and ``placement.rule`` may be left out for its default one; its
+traits cannot be redeclared. The anchors a rule uses must be at least ``MIN_ANCHOR_GAP``
+pixels apart, and ``face_warp``'s must not lie on one line. Every sidecar of one category
+must declare the same traits.
 """
 
 from __future__ import annotations
@@ -40,125 +47,27 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ..canonical import POINT_NAMES
+from ..categories import CategoryTraits, default_traits
 from ..errors import UserError
+from .schema import Anchors, Material, Placement, parse_sidecar
 
 REPO_ASSETS = Path(__file__).resolve().parents[2] / "assets" / "occluders"
-RULES = ("eyewear", "face_warp", "from_edge", "from_below", "from_above")
-TARGET_NAMES = (
-    "left_eye",
-    "right_eye",
-    "eyes",
-    "mouth",
-    "nose_tip",
-    "chin",
-    "cheek_left",
-    "cheek_right",
-    "brows",
-    "forehead",
-)
-EDGES = ("top", "bottom", "left", "right")
 
 
 @dataclass
 class Occluder:
-    """One library asset: straight-alpha RGBA pixels and its sidecar fields."""
+    """One library asset: straight-alpha RGBA pixels and its parsed sidecar."""
 
     name: str
     category: str
     rgba: np.ndarray
-    anchors: dict[str, tuple[float, float]]
-    placement: dict[str, Any]
-    material: dict[str, Any]
+    anchors: Anchors
+    placement: Placement
+    material: Material
+    traits: CategoryTraits
     provenance: str = ""
     path: Path | None = None
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # placement's precomputed
-
-
-def _fail(path: Path, msg: str) -> UserError:
-    return UserError(f"bad occluder sidecar {path}: {msg}")
-
-
-def _range(path: Path, value: Any, key: str) -> None:
-    ok = (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)
-        and value[0] <= value[1]
-    )
-    if not ok:
-        raise _fail(path, f"{key} must be a [low, high] pair of numbers, got {value!r}")
-
-
-def validate_sidecar(meta: Any, path: Path, size: tuple[int, int] | None = None) -> None:
-    """Raise ``UserError`` naming the file and the problem if ``meta`` breaks the schema."""
-    if not isinstance(meta, dict):
-        raise _fail(path, "top level must be a JSON object")
-    for key in ("category", "name", "anchors", "placement", "material"):
-        if key not in meta:
-            raise _fail(path, f"missing key {key!r}")
-    if not isinstance(meta["category"], str) or not meta["category"].isidentifier():
-        raise _fail(path, f"category must be an identifier, got {meta['category']!r}")
-    anchors = meta["anchors"]
-    if not isinstance(anchors, dict) or not anchors:
-        raise _fail(path, "anchors must be a non-empty object")
-    for k, v in anchors.items():
-        if k not in POINT_NAMES and k not in ("target", "entry"):
-            raise _fail(
-                path,
-                f"unknown anchor {k!r} (landmark names: {', '.join(POINT_NAMES)}; or target/entry)",
-            )
-        if not (
-            isinstance(v, (list, tuple))
-            and len(v) == 2
-            and all(isinstance(c, (int, float)) for c in v)
-        ):
-            raise _fail(path, f"anchor {k!r} must be [x, y] in pixels, got {v!r}")
-        if size is not None and not (
-            -size[0] <= v[0] <= 2 * size[0] and -size[1] <= v[1] <= 2 * size[1]
-        ):
-            raise _fail(path, f"anchor {k!r} {v} lies far outside the {size[0]}x{size[1]} image")
-    pl = meta["placement"]
-    if not isinstance(pl, dict) or pl.get("rule") not in RULES:
-        raise _fail(path, f"placement.rule must be one of {', '.join(RULES)}")
-    rule = pl["rule"]
-    for key in ("scale_jitter", "rotation_jitter_deg", "width_iod"):
-        if key in pl:
-            _range(path, pl[key], f"placement.{key}")
-    for key in ("flip", "extend"):
-        if key in pl and not isinstance(pl[key], bool):
-            raise _fail(path, f"placement.{key} must be true or false")
-    off = pl.get("offset_iod", {})
-    if not isinstance(off, dict):
-        raise _fail(path, "placement.offset_iod must be an object {x: [lo, hi], y: [lo, hi]}")
-    for axis, rng in off.items():
-        _range(path, rng, f"placement.offset_iod.{axis}")
-    if rule == "eyewear" and not {"left_eye", "right_eye"} <= anchors.keys():
-        raise _fail(path, "rule eyewear needs anchors left_eye and right_eye")
-    if rule == "face_warp" and len(set(anchors) & set(POINT_NAMES)) < 3:
-        raise _fail(path, "rule face_warp needs at least three landmark anchors")
-    if rule.startswith("from_"):
-        if not {"target", "entry"} <= anchors.keys():
-            raise _fail(path, f"rule {rule} needs anchors target and entry")
-        if "width_iod" not in pl:
-            raise _fail(path, f"rule {rule} needs placement.width_iod")
-        targets = pl.get("targets")
-        if not isinstance(targets, dict) or not targets:
-            raise _fail(path, f"rule {rule} needs placement.targets {{name: [edges]}}")
-        for t, edges in targets.items():
-            if t not in TARGET_NAMES:
-                raise _fail(path, f"unknown target {t!r} (one of {', '.join(TARGET_NAMES)})")
-            if not edges or any(e not in EDGES for e in edges):
-                raise _fail(path, f"target {t!r} needs edges among {', '.join(EDGES)}")
-    mat = meta["material"]
-    if not isinstance(mat, dict):
-        raise _fail(path, "material must be an object")
-    gloss = mat.get("gloss", 0.0)
-    if not isinstance(gloss, (int, float)) or not 0.0 <= gloss <= 1.0:
-        raise _fail(path, f"material.gloss must be a number in 0..1, got {gloss!r}")
-    contact = mat.get("contact", {})
-    if not isinstance(contact, (dict, str)):
-        raise _fail(path, "material.contact must be an object or a description string")
 
 
 def load_occluder(png: Path) -> Occluder:
@@ -169,21 +78,22 @@ def load_occluder(png: Path) -> Occluder:
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise _fail(side, f"not valid JSON ({exc})") from None
+        raise UserError(f"bad occluder sidecar {side}: not valid JSON ({exc})") from None
     try:
         with Image.open(png) as im:
             rgba = np.asarray(im.convert("RGBA"), dtype=np.uint8).copy()
     except OSError as exc:
         raise UserError(f"cannot read occluder image {png}: {exc}") from None
-    validate_sidecar(meta, side, (rgba.shape[1], rgba.shape[0]))
+    sc = parse_sidecar(meta, side, (rgba.shape[1], rgba.shape[0]))
     return Occluder(
-        name=str(meta["name"]),
-        category=meta["category"],
+        name=sc.name,
+        category=sc.category,
         rgba=rgba,
-        anchors={k: (float(v[0]), float(v[1])) for k, v in meta["anchors"].items()},
-        placement=meta["placement"],
-        material=meta["material"],
-        provenance=str(meta.get("provenance", "")),
+        anchors=sc.anchors,
+        placement=sc.placement,
+        material=sc.material,
+        traits=sc.traits,
+        provenance=sc.provenance,
         path=png,
     )
 
@@ -216,7 +126,13 @@ class OccluderLibrary:
         self.occluders = occluders
         self._by_cat: dict[str, list[Occluder]] = {}
         for o in occluders:
-            self._by_cat.setdefault(o.category, []).append(o)
+            same = self._by_cat.setdefault(o.category, [])
+            if same and o.traits != same[0].traits:
+                raise UserError(
+                    f"occluders {same[0].path} and {o.path} of category {o.category!r} "
+                    "declare different slot, depth or skin_tint"
+                )
+            same.append(o)
 
     @classmethod
     def load(cls, dirs: list[Path] | list[str] | None = None) -> OccluderLibrary:
@@ -247,6 +163,11 @@ class OccluderLibrary:
     def categories(self) -> list[str]:
         """Category names, sorted."""
         return sorted(self._by_cat)
+
+    def traits(self, category: str) -> CategoryTraits:
+        """The traits of ``category`` as its sidecars resolved them (else the defaults)."""
+        found = self._by_cat.get(category)
+        return found[0].traits if found else default_traits(category)
 
     def by_category(self, category: str) -> list[Occluder]:
         """The occluders of one category (``UserError`` if there are none)."""

@@ -1,0 +1,83 @@
+"""Occluder categories and their traits: the one registry that sampling and placement read.
+
+A category's traits say which part of the face it occupies (``slot``: at most one occluder
+per slot), how far in front it is drawn (``depth``: layers are composited back to front),
+whether its layers take a skin tone (``skin_tint``: hands) and which placement rules its
+assets may use (``rules``; the first is the default for a sidecar that names none; empty:
+any rule). A new built-in category is one ``register`` call below. A category that is not
+registered (a user's own, from ``--occluders-dir``) gets ``default_traits``: its own slot,
+the depth of that slot (middle depth for a new slot), no tint, any rule; its sidecars may
+declare ``slot``, ``depth`` and ``skin_tint`` (see ``occluders.library``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Depth of a slot no registered category occupies: between worn and held items.
+DEFAULT_DEPTH = 3
+
+#: Pairs of slots that never occur together on one face (a drink at the mouth and a mask).
+EXCLUSIVE_SLOTS: frozenset[frozenset[str]] = frozenset(
+    {frozenset({"lower_face", "mouth_prop"}), frozenset({"prop", "mouth_prop"})}
+)
+
+#: Placement rules of objects held in front of the face or worn on the head.
+_HELD = ("from_edge", "from_below", "from_above")
+
+
+@dataclass(frozen=True)
+class CategoryTraits:
+    """How one category behaves on a face (see the module docstring)."""
+
+    slot: str
+    depth: int = DEFAULT_DEPTH
+    skin_tint: bool = False
+    rules: tuple[str, ...] = ()
+
+    def compatible(self, chosen: list[CategoryTraits]) -> bool:
+        """Whether this category can join the already ``chosen`` ones on one face."""
+        return not any(
+            o.slot == self.slot or frozenset({self.slot, o.slot}) in EXCLUSIVE_SLOTS for o in chosen
+        )
+
+
+#: category name -> traits, for every built-in category.
+CATEGORIES: dict[str, CategoryTraits] = {}
+
+
+def register(name: str, traits: CategoryTraits) -> CategoryTraits:
+    """Add (or replace) the traits of category ``name``; returns them."""
+    CATEGORIES[name] = traits
+    return traits
+
+
+def slot_depth(slot: str) -> int:
+    """The depth of the registered categories occupying ``slot`` (``DEFAULT_DEPTH`` if none)."""
+    return next((t.depth for t in CATEGORIES.values() if t.slot == slot), DEFAULT_DEPTH)
+
+
+def default_traits(name: str) -> CategoryTraits:
+    """The registered traits of ``name``, or those of an unregistered category (own slot)."""
+    return CATEGORIES.get(name) or CategoryTraits(slot=name, depth=slot_depth(name))
+
+
+# Back to front: a mask, hair, glasses (over a mask's top edge), a cap, then held objects.
+for _name, _traits in {
+    "medical_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
+    "cloth_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
+    "n95_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
+    "scarf": CategoryTraits("lower_face", 0, rules=("face_warp",)),
+    "hair": CategoryTraits("hair", 1),
+    "sunglasses": CategoryTraits("eyes", 2, rules=("eyewear",)),
+    "eyeglasses": CategoryTraits("eyes", 2, rules=("eyewear",)),
+    "cap": CategoryTraits("head", 3, rules=("from_above",)),
+    "hat": CategoryTraits("head", 3, rules=("from_above",)),
+    "microphone": CategoryTraits("prop", 4, rules=("from_below", "from_edge", "from_above")),
+    "book": CategoryTraits("prop", 4, rules=_HELD),
+    "cup": CategoryTraits("mouth_prop", 4, rules=("from_below", "from_edge", "from_above")),
+    "food": CategoryTraits("mouth_prop", 4, rules=("from_below", "from_edge", "from_above")),
+    "hand": CategoryTraits("hand", 5, skin_tint=True, rules=_HELD),
+    "phone": CategoryTraits("hand", 5, rules=_HELD),
+}.items():
+    register(_name, _traits)
