@@ -1,19 +1,22 @@
 """Blend placed occluders onto a face photo so they look photographed, and derive the mask.
 
-For every ``Layer`` (in order), inside its bounding box only:
+Every layer's random parameters are drawn first, all layers in order and each in a fixed
+order, into a frozen ``LayerPlan`` (``plan_layer``); then step functions apply each plan to
+the face, inside the layer's bounding box only:
 
-1. **Edges and blur**: colour is premultiplied by alpha, then colour and alpha are blurred
-   together by the photo's own blur (estimated from the face, at least a ~0.6 px feather),
-   so edges are anti-aliased, slightly soft and carry no halo.
-2. **Lighting**: the occluder is multiplied by the face's low-frequency shading relative to
-   its mean (softened), by a global exposure gain and by the illuminant's colour cast
-   (``realism.colour_cast``): a white mask on a dark photo is grey, on a warm photo warm,
-   but stays white-ish; a black one stays dark.
-3. **Specular highlight** (``Layer.gloss``): a soft highlight on each large part of the
-   object (each lens, a cup's body), displaced towards the side the light comes from.
-4. **Noise**: Gaussian noise at the photo's estimated noise level is added to the occluder.
-5. **Contact shadow**: a blurred, slightly offset copy of ``Layer.contact`` (or of the alpha)
-   darkens the face away from the light, before the occluder is laid over it.
+1. **Edges and blur** (``_soften_edges``): colour is premultiplied by alpha, then colour
+   and alpha are blurred together by the photo's own blur (estimated from the face, at
+   least a ~0.6 px feather), so edges are anti-aliased, slightly soft and carry no halo.
+2. **Lighting** (``_light``): the occluder is multiplied by the face's low-frequency
+   shading relative to its mean (softened), by a global exposure gain and by the
+   illuminant's colour cast (``realism.colour_cast``): a white mask on a dark photo is grey,
+   on a warm photo warm, but stays white-ish; a black one stays dark.
+3. **Specular highlight** (``_specular``, ``Layer.gloss``): a soft highlight on each large
+   part of the object (each lens, a cup's body), displaced towards the light.
+4. **Noise** (``_add_noise``): noise at the photo's estimated level is added to the object.
+5. **Contact shadow** (``_shadow``): a blurred, slightly offset copy of ``Layer.contact``
+   (or of the alpha) darkens the face away from the light, before the occluder is laid
+   over it (``_lay_over``).
 
 The float result is quantised once; then the changed region is "re-shot" like the face was
 (``_reshoot``): resampled through the source photo's resolution and, for a JPEG source,
@@ -26,6 +29,7 @@ input == target, bit for bit; every changed pixel is masked) holds by constructi
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -114,130 +118,203 @@ def _form_shading(solid: np.ndarray, light: tuple[float, float], depth: float) -
     return 1.0 - rim * (depth * (1.0 - 0.6 * facing))
 
 
-def _plan_layer(
+@dataclass(frozen=True)
+class LayerPlan:
+    """One layer's random realism parameters, drawn by ``plan_layer``, and its boxes.
+
+    ``touches``: the layer rests on the skin (its contact map casts the shadow, else its
+    alpha does); ``noise_offset``: where in the noise table, as fractions; ``spec_jitter``:
+    (4, 2) displacements of the highlights; ``obj``: the object's box grown by its feather;
+    ``box``: the box its shadow may reach. Values keep the types they were drawn with.
+    """
+
+    feather: float
+    shading_strength: float
+    noise: float
+    shadow_sigma: float
+    shadow_dist: float
+    touches: bool
+    shadow_strength: float
+    gloss: float
+    form_depth: float
+    noise_offset: np.ndarray
+    spec_jitter: np.ndarray
+    obj: Box
+    box: Box
+
+
+def plan_layer(
     layer: Layer, stats: FaceStats, rng: np.random.Generator, source_scale: float
-) -> dict[str, Any] | None:
-    """Draw the layer's random realism parameters (fixed order) and find its working box."""
-    p: dict[str, Any] = {}
+) -> LayerPlan | None:
+    """Draw the layer's realism parameters from ``rng`` (fixed order) and find its boxes.
+
+    None for a layer with nothing visible (its draws are still made).
+    """
     # The photo's blur, less what the asset already has and what re-shooting through the
     # source resolution (``_reshoot``) will add.
     resample_blur = 0.42 * source_scale if source_scale > 1.05 else 0.0
     residual = stats.blur_sigma**2 - _ASSET_BLUR**2 - resample_blur**2
-    p["feather"] = max(
+    feather = max(
         np.sqrt(max(residual, 0.0)) * rng.uniform(0.85, 1.15),
         _MIN_FEATHER * rng.uniform(0.9, 1.3),
     )
-    p["shading_strength"] = rng.uniform(0.6, 0.9)
-    p["noise"] = stats.noise_sigma * rng.uniform(0.85, 1.2)
-    p["shadow_sigma"] = rng.uniform(1.5, 3.5)
-    p["shadow_dist"] = rng.uniform(1.0, 3.0)
-    touches = layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
-    p["touches"] = touches
-    p["shadow_strength"] = rng.uniform(0.22, 0.4) if touches else rng.uniform(0.12, 0.25)
-    p["gloss"] = layer.gloss * rng.uniform(0.25, 0.5)
-    p["form_depth"] = rng.uniform(0.12, 0.28)
-    p["noise_offset"] = rng.random(2)  # where in the noise table, as fractions
-    p["spec_jitter"] = rng.uniform(-0.05, 0.05, (4, 2))
+    shading_strength = rng.uniform(0.6, 0.9)
+    noise = stats.noise_sigma * rng.uniform(0.85, 1.2)
+    shadow_sigma = rng.uniform(1.5, 3.5)
+    shadow_dist = rng.uniform(1.0, 3.0)
     # Where the object rests on the skin casts a firm shadow; otherwise its whole silhouette
     # casts a weaker one.
-    p["shadow_src"] = layer.contact if touches else layer.alpha
+    touches = layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
+    shadow_strength = rng.uniform(0.22, 0.4) if touches else rng.uniform(0.12, 0.25)
+    gloss = layer.gloss * rng.uniform(0.25, 0.5)
+    form_depth = rng.uniform(0.12, 0.28)
+    noise_offset = rng.random(2)
+    spec_jitter = rng.uniform(-0.05, 0.05, (4, 2))
     # The object's box (grown by its feather) and the box its shadow may reach.
     present = cv2.compare(layer.alpha, _ALPHA_EPS, cv2.CMP_GT)
-    obj = mask_box(present, int(np.ceil(3 * p["feather"] + 1)))
+    obj = mask_box(present, int(np.ceil(3 * feather + 1)))
     if obj is None:
         return None
     if touches:
         present |= cv2.compare(layer.contact, _ALPHA_EPS, cv2.CMP_GT)
-    margin = int(np.ceil(3 * max(p["feather"], p["shadow_sigma"]) + p["shadow_dist"] + 2))
+    margin = int(np.ceil(3 * max(feather, shadow_sigma) + shadow_dist + 2))
     box = mask_box(present, margin)
     assert box is not None
-    p["obj"], p["box"] = obj, box
-    return p
+    return LayerPlan(
+        feather=feather,
+        shading_strength=shading_strength,
+        noise=noise,
+        shadow_sigma=shadow_sigma,
+        shadow_dist=shadow_dist,
+        touches=touches,
+        shadow_strength=shadow_strength,
+        gloss=gloss,
+        form_depth=form_depth,
+        noise_offset=noise_offset,
+        spec_jitter=spec_jitter,
+        obj=obj,
+        box=box,
+    )
 
 
-def _apply_layer(
-    canvas: np.ndarray, origin: tuple[int, int], layer: Layer, p: dict[str, Any], stats: FaceStats
-) -> dict[str, Any]:
-    """Blend one planned layer into ``canvas`` (float32 0..255, its top-left at ``origin``)."""
-    oy, ox = origin
-    # Contact shadow first (the larger box): blurred alpha/contact, pushed away from the
-    # light, darkening the face; shadows on skin are warmer (blue darkens most).
-    # (Per-channel work goes through cv2.merge: numpy's broadcasting over a trailing axis of
-    # 3 is ten times slower.)
-    x0, y0, x1, y1 = p["box"]
-    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    lx, ly = stats.light_dir
-    d = p["shadow_dist"]
+# (Per-channel work below goes through cv2.merge: numpy's broadcasting over a trailing axis
+# of 3 is ten times slower.)
+def _shadow(layer: Layer, plan: LayerPlan, light_dir: tuple[float, float]) -> np.ndarray:
+    """5. The contact shadow's factor over ``plan.box``: blurred alpha/contact, pushed away
+    from the light; shadows on skin are warmer (blue darkens most)."""
+    x0, y0, x1, y1 = plan.box
+    lx, ly = light_dir
+    d = plan.shadow_dist
     dx, dy = int(round(-lx * d)), int(round(-ly * d + 0.5))
     sh = np.zeros((y1 - y0, x1 - x0), np.float32)
-    src = p["shadow_src"]
+    src = layer.contact if plan.touches else layer.alpha
     sy0, sy1 = max(y0 - dy, 0), min(y1 - dy, src.shape[0])
     sx0, sx1 = max(x0 - dx, 0), min(x1 - dx, src.shape[1])
     if sy1 > sy0 and sx1 > sx0:
         sh[sy0 + dy - y0 : sy1 + dy - y0, sx0 + dx - x0 : sx1 + dx - x0] = src[sy0:sy1, sx0:sx1]
-    sh = cv2.GaussianBlur(sh, (0, 0), p["shadow_sigma"], borderType=cv2.BORDER_CONSTANT)
-    sh = np.minimum(sh * p["shadow_strength"], 0.9)
-    region *= cv2.merge([1.0 - sh * float(t) for t in _SHADOW_TINT])
+    sh = cv2.GaussianBlur(sh, (0, 0), plan.shadow_sigma, borderType=cv2.BORDER_CONSTANT)
+    sh = np.minimum(sh * plan.shadow_strength, 0.9)
+    return cv2.merge([1.0 - sh * float(t) for t in _SHADOW_TINT])
 
-    # The object itself, in its own (smaller) box.
-    x0, y0, x1, y1 = p["obj"]
-    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+
+def _soften_edges(layer: Layer, plan: LayerPlan) -> tuple[list[np.ndarray], np.ndarray]:
+    """1. Premultiplied blur of colour and alpha together over ``plan.obj`` (no halo).
+
+    Returns the blurred premultiplied channels and the alpha."""
+    x0, y0, x1, y1 = plan.obj
     a = np.ascontiguousarray(layer.alpha[y0:y1, x0:x1], dtype=np.float32)
     rgb = np.ascontiguousarray(layer.rgb[y0:y1, x0:x1], dtype=np.float32)
-
-    # 1. Edges: premultiplied blur of colour and alpha together (no halo), then un-premultiply.
     prem = cv2.merge([*cv2.split(cv2.multiply(rgb, cv2.merge([a, a, a]))), a])
-    prem = cv2.GaussianBlur(prem, (0, 0), p["feather"], borderType=cv2.BORDER_CONSTANT)
+    prem = cv2.GaussianBlur(prem, (0, 0), plan.feather, borderType=cv2.BORDER_CONSTANT)
     pr, pg, pb, a = cv2.split(prem)
-    a = np.minimum(a, 1.0)
+    return [pr, pg, pb], np.minimum(a, 1.0)
 
-    # 2. Lighting: local shading (softened), exposure, the object's own form, illuminant cast;
-    # folded into one per-pixel factor with the un-premultiplication.
+
+def _light(
+    prem: list[np.ndarray],
+    a: np.ndarray,
+    plan: LayerPlan,
+    stats: FaceStats,
+    gain: float,
+    cast: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """2. Local shading (softened), exposure ``gain``, the object's own form and the
+    illuminant's ``cast``, folded into one per-pixel factor with the un-premultiplication.
+
+    Returns the lit straight colour (0..255) and the object's solid part (uint8)."""
+    x0, y0, x1, y1 = plan.obj
     local = np.clip(stats.shading[y0:y1, x0:x1] * (1.0 / stats.face_luma), 0.3, 2.0)
-    local = cv2.pow(local, p["shading_strength"])
-    gain = exposure_gain(stats.face_luma)
+    local = cv2.pow(local, plan.shading_strength)
     light = np.clip(local * gain, 0.35, 1.45)
     solid = (a > 0.6).view(np.uint8)
-    light *= _form_shading(solid, stats.light_dir, p["form_depth"])
+    light *= _form_shading(solid, stats.light_dir, plan.form_depth)
     light *= 255.0 / np.maximum(a, 1e-6)
-    cast = colour_cast(stats.face_rgb)
-    col = cv2.merge([ch * (light * float(c)) for ch, c in zip((pr, pg, pb), cast, strict=True)])
+    col = cv2.merge([ch * (light * float(c)) for ch, c in zip(prem, cast, strict=True)])
+    return col, solid
 
-    # 3. Specular highlight on glossy objects, towards the light.
-    if p["gloss"] > 0.01:
-        spec = _highlight(solid, stats.light_dir, p["spec_jitter"])
+
+def _specular(
+    col: np.ndarray, solid: np.ndarray, plan: LayerPlan, light_dir: tuple[float, float]
+) -> None:
+    """3. A specular highlight on glossy objects, towards the light (``col`` in place)."""
+    if plan.gloss > 0.01:
+        spec = _highlight(solid, light_dir, plan.spec_jitter)
         if spec is not None:
-            spec *= p["gloss"]
+            spec *= plan.gloss
             col += (255.0 - col) * cv2.merge([spec, spec, spec])
 
-    # 4. Sensor noise like the photo's (luma-correlated, a little chroma).
-    if p["noise"] > 0.05:
-        table = _noise_table(max(_NOISE_SIDE, *layer.alpha.shape))
-        ny = int(p["noise_offset"][0] * (table.shape[0] - (y1 - y0)))
-        nx = int(p["noise_offset"][1] * (table.shape[1] - (x1 - x0)))
-        col += p["noise"] * table[ny : ny + (y1 - y0), nx : nx + (x1 - x0)]
-    np.clip(col, 0.0, 255.0, out=col)
 
-    # 5. Lay the object over the (shadowed) face.
+def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -> None:
+    """4. Sensor noise like the photo's (luma-correlated, a little chroma; ``col`` in place)."""
+    if plan.noise > 0.05:
+        h, w = col.shape[:2]
+        table = _noise_table(max(_NOISE_SIDE, *frame_shape))
+        ny = int(plan.noise_offset[0] * (table.shape[0] - h))
+        nx = int(plan.noise_offset[1] * (table.shape[1] - w))
+        col += plan.noise * table[ny : ny + h, nx : nx + w]
+
+
+def _lay_over(region: np.ndarray, col: np.ndarray, a: np.ndarray) -> None:
+    """Blend the object's colour ``col`` (clipped to 0..255) with alpha ``a`` over ``region``."""
+    np.clip(col, 0.0, 255.0, out=col)
     col -= region
     col *= cv2.merge([a, a, a])
     region += col
+
+
+def _apply_layer(
+    canvas: np.ndarray, origin: tuple[int, int], layer: Layer, plan: LayerPlan, stats: FaceStats
+) -> dict[str, Any]:
+    """Blend one planned layer into ``canvas`` (float32 0..255, its top-left at ``origin``):
+    its shadow over the larger box first, then the object in its own box."""
+    oy, ox = origin
+    x0, y0, x1, y1 = plan.box
+    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    region *= _shadow(layer, plan, stats.light_dir)
+    x0, y0, x1, y1 = plan.obj
+    region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb)
+    prem, a = _soften_edges(layer, plan)
+    col, solid = _light(prem, a, plan, stats, gain, cast)
+    _specular(col, solid, plan, stats.light_dir)
+    _add_noise(col, plan, layer.alpha.shape)
+    _lay_over(region, col, a)
     return {
         "name": layer.name,
         "category": layer.category,
-        "bbox": [int(v) for v in (p["box"].y0, p["box"].y1, p["box"].x0, p["box"].x1)],
-        "feather_px": round(float(p["feather"]), 3),
+        "bbox": [int(v) for v in (plan.box.y0, plan.box.y1, plan.box.x0, plan.box.x1)],
+        "feather_px": round(float(plan.feather), 3),
         "light_gain": round(float(gain), 3),
-        "shading_strength": round(float(p["shading_strength"]), 3),
-        "form_depth": round(float(p["form_depth"]), 3),
+        "shading_strength": round(float(plan.shading_strength), 3),
+        "form_depth": round(float(plan.form_depth), 3),
         "cast": [round(float(c), 3) for c in cast],
-        "gloss": round(float(p["gloss"]), 3),
-        "noise_sigma": round(float(p["noise"]), 3),
+        "gloss": round(float(plan.gloss), 3),
+        "noise_sigma": round(float(plan.noise), 3),
         "shadow": {
-            "strength": round(float(p["shadow_strength"]), 3),
-            "sigma_px": round(float(p["shadow_sigma"]), 3),
-            "offset_px": round(float(d), 3),
-            "from_contact": bool(p["touches"]),
+            "strength": round(float(plan.shadow_strength), 3),
+            "sigma_px": round(float(plan.shadow_sigma), 3),
+            "offset_px": round(float(plan.shadow_dist), 3),
+            "from_contact": bool(plan.touches),
         },
     }
 
@@ -307,7 +384,7 @@ def composite(
         raise ValueError(f"target must be HxWx3 uint8, got {target.dtype} {target.shape}")
     if stats is None:
         stats = face_stats(target)
-    planned = [(layer, _plan_layer(layer, stats, rng, source_scale)) for layer in layers]
+    planned = [(layer, plan_layer(layer, stats, rng, source_scale)) for layer in layers]
     planned = [(layer, p) for layer, p in planned if p is not None]
 
     out = target.copy()
@@ -315,7 +392,7 @@ def composite(
     infos = []
     if planned:
         # Work only inside the union of the layers' boxes.
-        x0, y0, x1, y1 = functools.reduce(Box.union, (p["box"] for _, p in planned))
+        x0, y0, x1, y1 = functools.reduce(Box.union, (p.box for _, p in planned))
         old = target[y0:y1, x0:x1]
         canvas = old.astype(np.float32)
         for layer, p in planned:
