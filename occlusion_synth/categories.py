@@ -22,7 +22,7 @@ EXCLUSIVE_SLOTS: frozenset[frozenset[str]] = frozenset(
     {frozenset({"lower_face", "mouth_prop"}), frozenset({"prop", "mouth_prop"})}
 )
 
-#: Placement rules of objects held in front of the face or worn on the head.
+#: Placement rules of objects held in front of the face (the first is the default).
 _HELD = ("from_edge", "from_below", "from_above")
 
 
@@ -62,21 +62,26 @@ def default_traits(name: str) -> CategoryTraits:
     return CATEGORIES.get(name) or CategoryTraits(slot=name, depth=slot_depth(name))
 
 
+_MASK = CategoryTraits("lower_face", 0, rules=("face_warp",))
+_EYEWEAR = CategoryTraits("eyes", 2, rules=("eyewear",))
+_HEADWEAR = CategoryTraits("head", 3, rules=("from_above",))
+_RAISED = ("from_below", "from_edge", "from_above")  # held up from below by default
+
 # Back to front: a mask, hair, glasses (over a mask's top edge), a cap, then held objects.
 for _name, _traits in {
-    "medical_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
-    "cloth_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
-    "n95_mask": CategoryTraits("lower_face", 0, rules=("face_warp",)),
-    "scarf": CategoryTraits("lower_face", 0, rules=("face_warp",)),
+    "medical_mask": _MASK,
+    "cloth_mask": _MASK,
+    "n95_mask": _MASK,
+    "scarf": _MASK,
     "hair": CategoryTraits("hair", 1),
-    "sunglasses": CategoryTraits("eyes", 2, rules=("eyewear",)),
-    "eyeglasses": CategoryTraits("eyes", 2, rules=("eyewear",)),
-    "cap": CategoryTraits("head", 3, rules=("from_above",)),
-    "hat": CategoryTraits("head", 3, rules=("from_above",)),
-    "microphone": CategoryTraits("prop", 4, rules=("from_below", "from_edge", "from_above")),
+    "sunglasses": _EYEWEAR,
+    "eyeglasses": _EYEWEAR,
+    "cap": _HEADWEAR,
+    "hat": _HEADWEAR,
+    "microphone": CategoryTraits("prop", 4, rules=_RAISED),
     "book": CategoryTraits("prop", 4, rules=_HELD),
-    "cup": CategoryTraits("mouth_prop", 4, rules=("from_below", "from_edge", "from_above")),
-    "food": CategoryTraits("mouth_prop", 4, rules=("from_below", "from_edge", "from_above")),
+    "cup": CategoryTraits("mouth_prop", 4, rules=_RAISED),
+    "food": CategoryTraits("mouth_prop", 4, rules=_RAISED),
     "hand": CategoryTraits("hand", 5, skin_tint=True, rules=_HELD),
     "phone": CategoryTraits("hand", 5, rules=_HELD),
 }.items():
