@@ -269,7 +269,7 @@ def _grid_interp(g: np.ndarray, step: int, w: int, h: int) -> np.ndarray:
 
 # -- the rules ----------------------------------------------------------------------------
 def _uniform(rng: np.random.Generator, r: Range | None, default: float) -> float:
-    """A draw from range ``r`` (none when it is empty or absent: ``default``)."""
+    """A draw from range ``r``; no draw for no range (``default``) or an empty one (its low)."""
     if r is None:
         return default
     return float(rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])

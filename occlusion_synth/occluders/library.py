@@ -30,9 +30,9 @@ needs at least three canonical-landmark anchors; ``from_*`` rules need ``target`
 ``entry`` and a non-empty ``targets`` map. Target names are in ``schema.TARGET_NAMES``; edges are
 ``top``, ``bottom``, ``left``, ``right``. A built-in category allows only its own rules
 (``categories.CATEGORIES``) and ``placement.rule`` may be left out for its default one; its
-traits cannot be redeclared. The anchors a rule uses must be at least ``MIN_ANCHOR_GAP``
-pixels apart, and ``face_warp``'s must not lie on one line. Every sidecar of one category
-must declare the same traits.
+traits cannot be redeclared. The anchors a rule uses must be at least
+``schema.MIN_ANCHOR_GAP`` (2) pixels apart, and ``face_warp``'s must not lie on one line.
+Every sidecar of one category must declare the same traits.
 """
 
 from __future__ import annotations

@@ -50,9 +50,6 @@ class Anchors:
     def __getitem__(self, name: str) -> tuple[float, float]:
         return self.points[name]
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.points
-
 
 @dataclass(frozen=True)
 class Placement:
@@ -245,7 +242,7 @@ def _traits(path: Path, meta: dict[str, Any]) -> CategoryTraits:
     slot = meta.get("slot", base.slot)
     if not isinstance(slot, str) or not slot.isidentifier():
         raise _fail(path, f"slot must be an identifier, got {slot!r}")
-    depth = meta.get("depth", base.depth if "slot" not in meta else slot_depth(slot))
+    depth = meta.get("depth", slot_depth(slot) if "slot" in meta else base.depth)
     if not isinstance(depth, int) or isinstance(depth, bool):
         raise _fail(path, f"depth must be an integer, got {depth!r}")
     tint = meta.get("skin_tint", base.skin_tint)
