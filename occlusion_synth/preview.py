@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from occlusion_synth.shards import iter_samples
+from occlusion_synth.shards import SPLITS, iter_samples, list_shards
 
 #: Side of one image cell on the sheet (pixels; samples are 256x256).
 CELL = 256
@@ -142,11 +142,22 @@ def sample_label(index: int, meta: dict[str, Any]) -> str:
 
 
 def dataset_rows(root: str | Path, n: int) -> list[SampleRow]:
-    """The first ``n`` samples of a built dataset as sheet rows, labelled with key and split."""
+    """Samples ``0..n-1`` of a built dataset (whatever their splits) as sheet rows, labelled
+    with key and split. Each split's shards hold its samples in index order, so only the
+    first ``n`` of each split are read."""
+    first: list[Any] = []
+    for split in SPLITS:
+        if not list_shards(root, split):
+            continue
+        for k, s in enumerate(iter_samples(root, split)):
+            if k >= n:
+                break
+            first.append(s)
+    if not first:
+        raise FileNotFoundError(f"no shards in {Path(root) / 'shards'}")
+    first.sort(key=lambda s: s.meta.get("index", 0) if isinstance(s.meta, dict) else 0)
     rows: list[SampleRow] = []
-    for s in iter_samples(root):
+    for s in first[:n]:
         label = f"{sample_label(len(rows), s.meta)}  ·  {s.key} ({s.meta.get('split', '?')})"
         rows.append((s.input, s.mask, s.target, label))
-        if len(rows) >= n:
-            break
     return rows
