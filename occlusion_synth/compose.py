@@ -362,6 +362,11 @@ def _reshoot(img: np.ndarray, changed: np.ndarray, quality: int | None, scale: f
     return out
 
 
+def _is_grey(img: np.ndarray) -> bool:
+    """True when every pixel of an RGB image has three equal channels."""
+    return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
+
+
 def composite(
     target: np.ndarray,
     layers: list[Layer],
@@ -405,6 +410,9 @@ def composite(
             shot = _reshoot(new, changed, jpeg_quality, source_scale)
             new = old.copy()
             np.copyto(new, shot, where=cv2.merge([changed, changed, changed]).view(bool))
+            changed = _differs(new, old)
+        if _is_grey(old):  # a greyscale photo has no colour anywhere, its occluders neither
+            new = np.repeat(np.rint(new.mean(axis=2, keepdims=True)).astype(np.uint8), 3, 2)
             changed = _differs(new, old)
         out[y0:y1, x0:x1] = new
         mask[y0:y1, x0:x1] = changed * np.uint8(255)

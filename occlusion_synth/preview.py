@@ -54,7 +54,7 @@ def grid_shape(n_samples: int, n_cols: int = len(COLUMNS)) -> tuple[int, int]:
     if n_samples <= 0:
         return 1, 0
     aspect = tile_width(n_cols) / row_height()
-    across = max(1, min(n_samples, round(math.sqrt(n_samples / aspect))))
+    across = max(1, min(n_samples, math.ceil(math.sqrt(n_samples / aspect))))
     return across, math.ceil(n_samples / across)
 
 

@@ -192,10 +192,11 @@ def test_user_error_is_free_of_click():
 
 def test_sixteen_samples_make_a_grid_not_a_column():
     across, down = grid_shape(16)
-    assert (across, down) == (2, 8)
+    assert (across, down) == (3, 6)
     width = GAP + across * tile_width()
     height = HEADER_H + down * row_height() + GAP
-    assert width == 1564 and height < 3 * width
+    assert (width, height) == (2344, 1768)  # was one 784x4628 column
+    assert grid_shape(8) == (2, 4) and grid_shape(1) == (1, 1)
 
 
 def _cells(sheet: Path, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -13,8 +13,11 @@ from occlusion_synth.preview import (
     LABEL_H,
     dataset_rows,
     draw_sample_sheet,
+    grid_shape,
     row_height,
     sample_label,
+    sheet_size,
+    tile_width,
 )
 
 
@@ -36,17 +39,22 @@ def test_sheet_layout_rows_and_cells(tmp_path) -> None:
     path = tmp_path / "sheet.png"
     sheet = draw_sample_sheet(rows, path, title="unit test")
     saved = Image.open(path)
-    assert saved.size == sheet.size
-    assert saved.height == HEADER_H + 3 * row_height() + 4
+    assert saved.size == sheet.size == sheet_size(3)
+    assert grid_shape(3) == (2, 2)  # a grid, filled row by row
+    assert saved.height == HEADER_H + 2 * row_height() + 4
     arr = np.asarray(saved)
-    # The second row's input cell shows the sample's pixels unchanged (no resampling).
-    y = HEADER_H + row_height() + (row_height() - CELL - 4)
-    np.testing.assert_array_equal(arr[y : y + CELL, 4 : 4 + CELL], rows[1][0])
+    # The second sample (first row, second tile) shows its pixels unchanged (no resampling).
+    y = HEADER_H + LABEL_H
+    x = 4 + tile_width()
+    np.testing.assert_array_equal(arr[y : y + CELL, x : x + CELL], rows[1][0])
     # Its mask cell is the mask, grey.
-    m = arr[y : y + CELL, 8 + CELL : 8 + 2 * CELL]
+    m = arr[y : y + CELL, x + 4 + CELL : x + 4 + 2 * CELL]
     np.testing.assert_array_equal(m[..., 0], rows[1][1])
+    # The third sample starts the second row of tiles.
+    y3 = HEADER_H + row_height() + LABEL_H
+    np.testing.assert_array_equal(arr[y3 : y3 + CELL, 4 : 4 + CELL], rows[2][0])
     # The label strip carries dark text on a light background.
-    strip = arr[y - 22 : y - 4, 4 : 4 + CELL]
+    strip = arr[y - 22 : y - 4, x : x + CELL]
     assert strip.min() < 80 and strip.max() > 230
 
 
@@ -91,8 +99,7 @@ def test_preview_command_on_demo_faces(tmp_path) -> None:
     )
     assert res.exit_code == 0, res.output
     img = Image.open(out)
-    assert img.height == HEADER_H + 3 * row_height() + 4
-    assert img.width == 4 + 3 * (CELL + 4)
+    assert img.size == sheet_size(4) == (4 + 2 * 3 * (CELL + 4), HEADER_H + 2 * row_height() + 4)
 
 
 def test_preview_from_a_built_dataset(tmp_path) -> None:
