@@ -166,7 +166,7 @@ def test_noise_is_matched_to_the_photo() -> None:
 
 
 def test_layers_composite_in_order() -> None:
-    target = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    target = np.full((SIZE, SIZE, 3), (128, 124, 120), np.uint8)
     red, blue = disc_layer(0.0), disc_layer(0.0)
     red.rgb[:] = (1, 0, 0)
     blue.rgb[:] = (0, 0, 1)
@@ -201,3 +201,15 @@ def test_reshoot_through_a_low_resolution_source_softens_only_masked_pixels() ->
     assert_exact_mask(target, soft, mask)
     body = layer.alpha > 0.99
     assert soft[body].std() < 0.5 * sharp[body].std()
+
+
+def test_a_greyscale_photo_gets_greyscale_occluders() -> None:
+    grey = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    red = disc_layer(0.0)
+    red.rgb[:] = (1, 0, 0)
+    out, mask, _ = composite(grey, [red], np.random.default_rng(0))
+    assert mask.any() and (out[..., 0] == out[..., 1]).all() and (out[..., 1] == out[..., 2]).all()
+    assert np.array_equal(mask > 0, (out != grey).any(axis=2))  # the invariant holds
+    tinted = np.full((SIZE, SIZE, 3), (128, 124, 120), np.uint8)
+    out, _, _ = composite(tinted, [red], np.random.default_rng(0))
+    assert (out[..., 0].astype(int) - out[..., 1]).max() > 40  # colour photos keep colour
