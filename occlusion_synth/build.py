@@ -25,14 +25,18 @@ shards, so it ends with the same bytes as an uninterrupted run.
 from __future__ import annotations
 
 import csv
+import errno
 import functools
 import hashlib
 import io
+import json
 import multiprocessing as mp
 import os
 import shutil
 import signal
+import socket
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,13 +46,24 @@ import numpy as np
 
 from . import shards
 from .errors import UserError
-from .faces import DEFAULT_MAX_OUTSIDE
+from .faces import DEFAULT_MAX_OUTSIDE, Discovery, describe_change, discover, fingerprint
 from .progress import Progress
 from .recipe import FaceOptions, NoUsableFace, PoolFace, Recipe, locate_job, resolve_faces
-from .splits import assign_shards
+from .splits import shard_numbers
 
 PARTIAL_DIR = ".partial"
 PLAN_FILE = "plan.json"
+#: The source list a build started from (``faces.fingerprint`` entries), for --resume.
+SOURCES_FILE = "sources.json"
+#: The lock a writing build holds in ``--out`` (JSON: pid, host, token).
+LOCK_FILE = ".occsynth-build.lock"
+#: Most samples one build makes (planning holds a few bytes per sample; the manifest is
+#: merged in memory at the end). Build larger sets in parts, with different seeds.
+MAX_SAMPLES = 10_000_000
+#: Largest --seed: the manifest stores it as a signed 64-bit integer.
+MAX_SEED = 2**63 - 1
+#: --workers above this many per core are capped (each worker holds a recipe and a face).
+WORKERS_PER_CORE = 4
 PREVIEW = "preview.png"
 PREVIEW_SAMPLES = 8
 #: Everything a build writes; ``--overwrite`` removes exactly these.
@@ -145,7 +160,7 @@ class BuildResult:
 
 def _build_entries(out: Path) -> tuple[list[str], list[str]]:
     """The names in ``out`` and those of them a build wrote."""
-    entries = sorted(p.name for p in out.iterdir()) if out.is_dir() else []
+    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
     return entries, [e for e in entries if e in OUTPUTS]
 
 
@@ -180,18 +195,26 @@ def _clear_outputs(out: Path) -> None:
         shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _read_json(path: Path) -> Any:
+    """A JSON file of a previous build, or None when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def _check_plan(out: Path, options: BuildOptions) -> None:
     """Refuse to resume a build made with other options."""
-    import json
-
     plan = json.loads(json.dumps(options.plan_dict()))
     path, card = out / PARTIAL_DIR / PLAN_FILE, out / shards.DATASET_CARD
     previous = None
     if path.is_file():
-        previous = json.loads(path.read_text(encoding="utf-8"))
+        previous = _read_json(path)
     elif card.is_file():
-        previous = {k: shards.read_dataset_card(out)["options"].get(k) for k in PLAN_KEYS}
-    if previous is not None and previous != plan:
+        previous = (_read_json(card) or {}).get("options")
+    if not isinstance(previous, dict):
+        previous = None
+    if previous is not None and any(previous.get(k) != plan[k] for k in PLAN_KEYS):
         diff = ", ".join(
             f"--{k.replace('_', '-')} {previous.get(k)!r} -> {plan[k]!r}"
             for k in PLAN_KEYS
@@ -200,11 +223,178 @@ def _check_plan(out: Path, options: BuildOptions) -> None:
         raise UserError(f"cannot resume: options differ from the build in {out} ({diff})")
 
 
-def _start_folder(out: Path, options: BuildOptions) -> None:
+def _check_sources(
+    out: Path, options: BuildOptions, sources: dict[str, Any], entries: list
+) -> None:
+    """Refuse to resume when the faces changed since the build started (a resumed build over
+    other sources would mix two face orders: duplicate keys, faces in two splits)."""
+    previous = _read_json(out / PARTIAL_DIR / PLAN_FILE)
+    before = previous.get("sources") if isinstance(previous, dict) else None
+    if not isinstance(before, dict) or before.get("sha256") == sources["sha256"]:
+        return  # a plan of an older version holds no fingerprint: nothing to compare
+    old_entries = _read_json(out / PARTIAL_DIR / SOURCES_FILE)
+    if isinstance(old_entries, list):
+        what = describe_change(old_entries, entries)
+    else:
+        what = f"{before.get('count')} sources then, {sources['count']} now"
+    raise UserError(
+        f"cannot resume: --faces {options.faces} changed since the build in {out} started "
+        f"({what}); restore them, or rebuild with --overwrite or into a new --out"
+    )
+
+
+def _start_folder(out: Path, options: BuildOptions, sources: dict, entries: list) -> None:
     """Create the build's folders and record its plan (the first write of a build)."""
     (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
     (out / PARTIAL_DIR).mkdir(exist_ok=True)
-    shards.write_json_atomic(out / PARTIAL_DIR / PLAN_FILE, options.plan_dict())
+    plan = dict(options.plan_dict(), sources=sources)
+    if not (out / PARTIAL_DIR / SOURCES_FILE).is_file():
+        shards.write_json_atomic(out / PARTIAL_DIR / SOURCES_FILE, entries)
+    shards.write_json_atomic(out / PARTIAL_DIR / PLAN_FILE, plan)
+
+
+# --------------------------------------------------------------------------- lock
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+class BuildLock:
+    """``--out``'s writer lock (``LOCK_FILE``, JSON with the holder's pid, host and a token).
+
+    Taken when a build is about to write, released when it ends (whatever the outcome). A
+    second writer is refused in one line; a lock left by a dead process on this host is
+    taken over. Locks of other hosts are never judged stale (their pids mean nothing here).
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.path = out / LOCK_FILE
+        self.token = uuid.uuid4().hex
+        self.held = False
+
+    def _holder(self) -> dict[str, Any] | None:
+        data = _read_json(self.path)
+        return data if isinstance(data, dict) else None
+
+    def acquire(self) -> BuildLock:
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token}
+        tmp = self.path.with_name(f"{LOCK_FILE}.{self.token}")
+        tmp.write_text(json.dumps(me) + "\n", encoding="utf-8")
+        try:
+            for _ in range(3):
+                try:
+                    os.link(tmp, self.path)  # atomic: fails when the lock exists
+                    self.held = True
+                    return self
+                except FileExistsError:
+                    pass
+                holder = self._holder()
+                if holder is None:  # released meanwhile, or unreadable junk
+                    try:
+                        age = time.time() - self.path.stat().st_mtime
+                    except FileNotFoundError:
+                        continue
+                    if age < 60:
+                        raise UserError(
+                            f"--out {self.path.parent} is locked by another build "
+                            f"({self.path} is unreadable; delete it if no build runs there)"
+                        )
+                elif not self._stale(holder):
+                    raise self._busy(holder)
+                self._take_over(holder)
+            raise UserError(f"--out {self.path.parent}: could not take the lock {self.path}")
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def check(self) -> None:
+        """Refuse early (before the landmark stage) when a live build holds the lock;
+        takes nothing (``acquire`` decides, just before the first write)."""
+        holder = self._holder()
+        if holder is not None and not self._stale(holder):
+            raise self._busy(holder)
+
+    def _busy(self, holder: dict[str, Any]) -> UserError:
+        return UserError(
+            f"--out {self.path.parent} is in use by another build (pid "
+            f"{holder.get('pid')} on {holder.get('host')}); wait for it to end, "
+            f"or delete {self.path} if that process is gone"
+        )
+
+    @staticmethod
+    def _stale(holder: dict[str, Any]) -> bool:
+        pid = holder.get("pid")
+        return (
+            holder.get("host") == socket.gethostname()
+            and isinstance(pid, int)
+            and not _pid_alive(pid)
+        )
+
+    def _take_over(self, holder: dict[str, Any] | None) -> None:
+        """Move the stale lock aside; put it back if it turns out to be another's fresh one."""
+        aside = self.path.with_name(f"{LOCK_FILE}.stale-{self.token}")
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return
+        moved = _read_json(aside)
+        if holder is not None and isinstance(moved, dict) and moved != holder:
+            try:
+                os.link(aside, self.path)  # someone else took it over meanwhile: theirs
+            except FileExistsError:
+                pass
+        aside.unlink(missing_ok=True)
+
+    def release(self) -> None:
+        if self.held:
+            holder = self._holder()
+            if holder is not None and holder.get("token") == self.token:
+                self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def __enter__(self) -> BuildLock:
+        return self.acquire()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------- full disks
+
+#: errno values that mean "the disk (or the user's quota) is full".
+_DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _device_of(path: Path) -> str:
+    """The mount point holding ``path`` (the nearest existing folder above it)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return str(p)
+
+
+def write_error(exc: OSError, out: Path, writing: Path | None = None) -> UserError | None:
+    """The one-line ``UserError`` for a write failure of a build (a full disk, a read-only
+    or forbidden folder), or None when ``exc`` is no such failure."""
+    where = exc.filename or writing or out
+    if exc.errno in _DISK_FULL:
+        return UserError(
+            f"no space left on {_device_of(Path(where))} while writing {where}; "
+            "free space and rerun with --resume"
+        )
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return UserError(f"cannot write {where} ({exc.strerror}); fix that and rerun with --resume")
+    return None
 
 
 def _discard_partial(out: Path) -> set[str]:
@@ -256,7 +446,7 @@ def _locate(job: Any) -> Any:
 
 
 def _encoded(i: int) -> Any:
-    return _CONTEXT[0].encoded(i)
+    return _CONTEXT[0].encoded(int(i))  # plain ints: numpy ints would reach the manifest
 
 
 class WorkerPool:
@@ -286,7 +476,7 @@ class WorkerPool:
             _init_worker(self.context, in_child=False)
         return self
 
-    def map(self, fn: Callable[[Any], Any], items: list[Any], per_worker: int) -> Iterator[Any]:
+    def map(self, fn: Callable[[Any], Any], items: Any, per_worker: int) -> Iterator[Any]:
         """``fn`` over ``items`` in order; chunks of about ``len / (per_worker * workers)``."""
         if self._pool is None:
             return map(fn, items)
@@ -309,35 +499,48 @@ class WorkerPool:
 
 @dataclass
 class BuildPlan:
-    """What a build will write: the recipe of every sample, the shards and what is left."""
+    """What a build will write: the recipe of every sample, the shards and what is left.
+
+    Per sample it holds one byte (split) and four (shard number), so planning the largest
+    build (``MAX_SAMPLES``) takes about 50 MB; ``todo`` is an index array.
+    """
 
     recipe: Recipe
     rejects: list[tuple[str, str]]
-    splits: np.ndarray  # index into shards.SPLITS, per sample
-    shard_of: np.ndarray  # shard number within its split, per sample
+    splits: np.ndarray  # index into shards.SPLITS, per sample (int8)
+    shard_of: np.ndarray  # shard number within its split, per sample (int32)
     counts: dict[str, int]  # samples per split
     sizes: dict[str, int]  # shard name -> planned samples
-    todo: list[int]  # sample indices still to make
+    todo: np.ndarray  # sample indices still to make, ascending (int64)
 
     def shard_name(self, i: int) -> str:
         return shards.shard_name(shards.SPLITS[self.splits[i]], int(self.shard_of[i]))
 
 
 def plan_shards(n: int, pool: list[PoolFace], shard_size: int, finished: set[str]):
-    """Split codes, shard numbers, counts, sizes and the samples not in ``finished`` shards."""
+    """Split codes, shard numbers, counts, sizes and the samples not in ``finished`` shards
+    (numpy arrays: no Python object per sample)."""
     face_split = np.array([shards.SPLITS.index(e.split) for e in pool], np.int8)
-    splits = face_split[np.arange(n) % len(pool)]
-    shard_of, counts = assign_shards([shards.SPLITS[c] for c in splits], shard_size)
-    shard_of = np.asarray(shard_of, np.int64)
+    splits = np.empty(n, np.int8)
+    period = len(pool)
+    for start in range(0, n, period):  # splits[i] = face_split[i % period], without arange(n)
+        stop = min(n, start + period)
+        splits[start:stop] = face_split[: stop - start]
+    shard_of, counts = shard_numbers(splits, shard_size)
     sizes: dict[str, int] = {}
-    for code, s in zip(splits, shard_of, strict=True):
-        name = shards.shard_name(shards.SPLITS[code], int(s))
-        sizes[name] = sizes.get(name, 0) + 1
-    todo = [
-        i
-        for i in range(n)
-        if shards.shard_name(shards.SPLITS[splits[i]], int(shard_of[i])) not in finished
-    ]
+    done: list[int] = []  # finished shards as code + 3 * number
+    for code, split in enumerate(shards.SPLITS):
+        count = counts[split]
+        for number in range(-(-count // shard_size)):
+            name = shards.shard_name(split, number)
+            sizes[name] = min(shard_size, count - number * shard_size)
+            if name in finished:
+                done.append(code + len(shards.SPLITS) * number)
+    if done:
+        ids = splits.astype(np.int64) + len(shards.SPLITS) * shard_of.astype(np.int64)
+        todo = np.flatnonzero(~np.isin(ids, np.asarray(done, np.int64)))
+    else:
+        todo = np.arange(n, dtype=np.int64)
     return splits, shard_of, counts, sizes, todo
 
 
@@ -349,8 +552,10 @@ class _ShardSet:
         self.sizes = sizes  # shard name -> planned number of samples
         self.open: dict[str, tuple[shards.ShardWriter, list[dict]]] = {}
         self.done = 0
+        self.writing: Path | None = None  # the file being written (for error messages)
 
     def add(self, name: str, members: list[tuple[str, bytes]], row: dict) -> None:
+        self.writing = self.out / shards.SHARDS_DIR / name
         if name not in self.open:
             self.open[name] = (shards.ShardWriter(self.out / shards.SHARDS_DIR / name), [])
         writer, rows = self.open[name]
@@ -358,14 +563,19 @@ class _ShardSet:
         writer.add(members)
         rows.append(row)
         if writer.count == self.sizes[name]:
-            shards.write_table(rows, self.out / PARTIAL_DIR / _part_name(name))
+            self.writing = self.out / PARTIAL_DIR / _part_name(name)
+            shards.write_table(rows, self.writing)
+            self.writing = self.out / shards.SHARDS_DIR / name
             writer.close()
             del self.open[name]
             self.done += 1
 
     def abort(self) -> None:
         for writer, _ in self.open.values():
-            writer.abort()
+            try:
+                writer.abort()
+            except OSError:  # e.g. the disk is full: the temporary file goes on --resume
+                pass
         self.open.clear()
 
 
@@ -397,15 +607,19 @@ def make_recipe(
     pool_map: Callable[[list[Any]], Iterator[Any]],
     progress: bool = True,
     make: Callable | None = None,
+    found: Discovery | None = None,
 ) -> tuple[Recipe, list[tuple[str, str]]]:
-    """Stage 1: resolve the face pool and return the build's recipe and its rejects."""
+    """Stage 1: resolve the face pool and return the build's recipe and its rejects
+    (``found``: ``faces.discover(options.faces)`` when the caller has it)."""
     library = _load_library(options)
     sample_options = _sample_options(options, library)
     faces = options.face_options()
     cache = open_cache(options.landmark_cache)
     bar = Progress(options.n, "landmarks", "face", enabled=progress)
     try:
-        pool, rejects = resolve_faces(faces, options.n, options.seed, pool_map, cache, bar)
+        pool, rejects = resolve_faces(
+            faces, options.n, options.seed, pool_map, cache, bar, found=found
+        )
     finally:
         bar.close()
         if cache is not None:
@@ -415,11 +629,33 @@ def make_recipe(
     return recipe, rejects
 
 
-def _validate(options: BuildOptions) -> None:
-    if options.n < 1:
-        raise UserError("--n must be at least 1")
+def _validate(options: BuildOptions, echo: Callable[[str], None] = print) -> None:
+    """Refuse bad options before anything is read or written, one line each; cap --workers."""
+    if not isinstance(options.n, int) or options.n < 1:
+        raise UserError(f"--n must be at least 1, got {options.n}")
+    if options.n > MAX_SAMPLES:
+        raise UserError(
+            f"--n {options.n} is over the limit of {MAX_SAMPLES:,} samples per build; "
+            "build in parts (different --seed and --out)"
+        )
+    if not isinstance(options.seed, int) or not 0 <= options.seed <= MAX_SEED:
+        raise UserError(f"--seed must be between 0 and 2**63-1, got {options.seed}")
     if options.shard_size < 1:
         raise UserError("--shard-size must be at least 1")
+    if options.workers < 0:
+        raise UserError(f"--workers must be 0 (all cores) or more, got {options.workers}")
+    if options.categories is not None and not options.categories.strip(" ,"):
+        raise UserError("--categories is empty: leave it out to use every category")
+    if options.split is not None:
+        from .splits import check_fractions
+
+        options.split = check_fractions(options.split)
+    cores = os.cpu_count() or 1
+    cap = WORKERS_PER_CORE * cores
+    if options.workers > cap:
+        echo(f"note: --workers {options.workers} capped at {cap} ({WORKERS_PER_CORE} per core)")
+        options.workers = cap
+    options.workers = options.workers or cores
 
 
 def run_build(
@@ -435,29 +671,44 @@ def run_build(
     """
     t0 = time.perf_counter()
     out = Path(options.out)
-    _validate(options)
-    options.workers = options.workers or os.cpu_count() or 1
+    _validate(options, echo)
     check_out(out, options.resume, options.overwrite)
     if options.resume:
         _check_plan(out, options)
     complete = (out / shards.DATASET_CARD).is_file() and not (out / PARTIAL_DIR).exists()
     if options.resume and complete:
+        try:
+            card = shards.read_dataset_card(out)
+            counts, n_rejects = dict(card["counts"]["splits"]), int(card["counts"]["rejects"])
+        except (OSError, shards.ShardError, KeyError, TypeError, ValueError) as exc:
+            raise UserError(
+                f"cannot resume: {out / shards.DATASET_CARD} is damaged ({exc}); "
+                "rebuild with --overwrite"
+            ) from None
         echo(f"nothing to resume: the build in {out} is complete")
-        card = shards.read_dataset_card(out)
         return BuildResult(
             out=out,
-            counts=card["counts"]["splits"],
+            counts=counts,
             produced=0,
             kept_shards=len(shards.list_shards(out)),
-            rejects=card["counts"]["rejects"],
+            rejects=n_rejects,
             seconds=time.perf_counter() - t0,
         )
 
+    BuildLock(out).check()
+    found = discover(options.faces)
+    sources, entries = fingerprint(found)
+    if options.resume:
+        _check_sources(out, options, sources, entries)
     faces = options.face_options()
     try:
         with WorkerPool(options.workers, faces, detects=True) as workers:
             recipe, rejects = make_recipe(
-                options, functools.partial(workers.map, _locate, per_worker=4), progress, make
+                options,
+                functools.partial(workers.map, _locate, per_worker=4),
+                progress,
+                make,
+                found=found,
             )
     except NoUsableFace as exc:
         _write_rejects(out, exc.rejects)
@@ -466,16 +717,25 @@ def run_build(
         raise BuildInterrupted("interrupted before any sample was made; nothing written") from None
 
     # The first write: everything above left --out as it was.
-    if options.overwrite:
-        _clear_outputs(out)
-    _start_folder(out, options)
-    finished = _discard_partial(out)
-    splits, shard_of, counts, sizes, todo = plan_shards(
-        options.n, recipe.pool, options.shard_size, finished
-    )
-    plan = BuildPlan(recipe, rejects, splits, shard_of, counts, sizes, todo)
-    _execute(plan, out, options.workers, progress, finished)
-    _finish(out, options, counts, rejects, recipe.library, echo)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with BuildLock(out):
+            check_out(out, options.resume, options.overwrite)  # another build may have ended
+            if options.overwrite:
+                _clear_outputs(out)
+            _start_folder(out, options, sources, entries)
+            finished = _discard_partial(out)
+            splits, shard_of, counts, sizes, todo = plan_shards(
+                options.n, recipe.pool, options.shard_size, finished
+            )
+            plan = BuildPlan(recipe, rejects, splits, shard_of, counts, sizes, todo)
+            _execute(plan, out, options.workers, progress, finished)
+            _finish(out, options, counts, rejects, recipe.library, echo, sources)
+    except OSError as exc:
+        error = write_error(exc, out)
+        if error is None:
+            raise
+        raise error from None
     return BuildResult(
         out=out,
         counts=counts,
@@ -491,7 +751,7 @@ def _execute(plan: BuildPlan, out: Path, workers: int, progress: bool, finished:
     sset = _ShardSet(out, plan.sizes)
     bar = Progress(len(plan.todo), "samples", "sample", enabled=progress)
     try:
-        with WorkerPool(workers if plan.todo else 1, plan.recipe) as pool:
+        with WorkerPool(workers if len(plan.todo) else 1, plan.recipe) as pool:
             for i, members, row in pool.map(_encoded, plan.todo, per_worker=8):
                 sset.add(plan.shard_name(i), members, row)
                 bar.update()
@@ -502,6 +762,10 @@ def _execute(plan: BuildPlan, out: Path, workers: int, progress: bool, finished:
                 f"interrupted; {len(finished) + sset.done} shard(s) are complete in {out}. "
                 "Run the same command with --resume to continue."
             ) from None
+        if isinstance(exc, OSError):
+            error = write_error(exc, out, sset.writing)
+            if error is not None:
+                raise error from None
         raise
     finally:
         bar.close()
@@ -517,6 +781,7 @@ def _finish(
     rejects: list[tuple[str, str]],
     library: Any,
     echo: Callable[[str], None],
+    sources: dict[str, Any] | None = None,
 ) -> None:
     """Stage 4: manifest, rejects, dataset card, preview; then drop ``.partial``."""
     import pyarrow as pa
@@ -531,6 +796,8 @@ def _finish(
 
     manifest = table.select(["split", "categories", "coverage"]).to_pydict()
     card = dataset_card(options, counts, manifest, len(rejects), library)
+    if sources is not None:
+        card["sources"] = sources
     shards.write_json_atomic(out / shards.DATASET_CARD, card)
     _write_preview(out)
     shutil.rmtree(parts)

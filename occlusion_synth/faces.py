@@ -20,12 +20,13 @@ Alignment
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 
 from .canonical import (
     CANONICAL_POINTS,
@@ -43,6 +44,7 @@ from .landmarks import (
     Detector,
     FaceMeshDetector,
     SourcePoints,
+    annotation_problem,
     apply_affine,
     check_provider,
     detect_points,
@@ -54,10 +56,12 @@ from .landmarks import (
 
 __all__ = [
     "AlignedFace",
+    "Discovery",
     "FaceSource",
     "FacesError",
     "Reject",
     "demo_faces",
+    "discover",
     "discover_faces",
     "load_aligned",
     "locate",
@@ -89,6 +93,21 @@ class FaceSource:
     kind: str = "folder"
     split: str | None = None
     annotation: np.ndarray | None = field(default=None, compare=False, repr=False)
+    #: Why this image's CelebA landmark row is unusable (malformed), or None.
+    annotation_problem: str | None = field(default=None, compare=False)
+    #: Why this image's CelebA partition row is unusable (a value not 0/1/2), or None.
+    partition_problem: str | None = field(default=None, compare=False)
+
+
+@dataclass
+class Discovery:
+    """What ``--faces`` names: the usable-looking ``sources``, the ``skipped`` entries that are
+    not readable image files (``(id, reason)``, for rejects.csv), and the ``listings``
+    (annotation and partition files) the sources depend on."""
+
+    sources: list[FaceSource]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    listings: list[Path] = field(default_factory=list)
 
 
 @dataclass
@@ -144,75 +163,157 @@ def demo_faces() -> list[FaceSource]:
     return faces
 
 
-def _read_table(path: Path, official_skip: int) -> pd.DataFrame:
-    """A CelebA list file: official whitespace format, or the Kaggle CSV variant."""
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    return pd.read_csv(path, sep=r"\s+", skiprows=official_skip, header=None)
+#: Image formats that are recognised but not read; such files get a rejects.csv row.
+UNSUPPORTED_IMAGE_SUFFIXES: frozenset[str] = frozenset(
+    {".gif", ".heic", ".heif", ".avif", ".jxl", ".jp2", ".j2k", ".ico", ".svg", ".psd"}
+    | {".dng", ".cr2", ".nef", ".arw", ".raw"}
+)
 
 
-def _annotations(root: Path) -> dict[str, np.ndarray]:
+def display_id(text: str) -> str:
+    """``text`` (a path, maybe holding undecodable bytes as ``surrogateescape`` surrogates)
+    as a printable string: such bytes are written ``\\xff``. Valid names are unchanged."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _list_rows(path: Path) -> list[list[str]]:
+    """The data rows of a CelebA list file (official whitespace format or the Kaggle CSV):
+    rows whose first field names an image file; count and header lines are skipped."""
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError as exc:
+        raise FacesError(f"cannot read {path} ({exc.strerror or exc})") from None
+    csv = path.suffix.lower() == ".csv"
+    rows = []
+    for line in text.splitlines():
+        fields = [f.strip() for f in line.split(",")] if csv else line.split()
+        if fields and Path(fields[0]).suffix.lower() in IMAGE_SUFFIXES:
+            rows.append(fields)
+    return rows
+
+
+def _annotation_row(values: list[str]) -> tuple[np.ndarray | None, str | None]:
+    """Five (x, y) points from a landmark row's ten numbers, or why the row is malformed."""
+    if len(values) != 10:
+        return None, f"malformed CelebA landmark row ({len(values)} numbers, expected 10)"
+    try:
+        five = np.array([float(v) for v in values], dtype=np.float64).reshape(5, 2)
+    except ValueError:
+        return None, "malformed CelebA landmark row (not a number)"
+    if not np.isfinite(five).all():
+        return None, "malformed CelebA landmark row (NaN or infinite value)"
+    return five, None
+
+
+def _annotations(root: Path) -> tuple[dict[str, np.ndarray], dict[str, str], Path | None]:
+    """CelebA's landmark rows by file name, the malformed rows' reasons, and the file."""
     for name in ("list_landmarks_align_celeba.txt", "list_landmarks_align_celeba.csv"):
         path = root / name
         if path.is_file():
-            try:
-                table = _read_table(path, official_skip=2)
-                values = table.iloc[:, 1:11].to_numpy(dtype=np.float64)
-            except (ValueError, IndexError, pd.errors.ParserError) as exc:
-                raise FacesError(f"cannot read CelebA landmarks {path}: {exc}") from None
-            files = table.iloc[:, 0].astype(str)
-            return {f: v.reshape(5, 2) for f, v in zip(files, values, strict=True)}
-    return {}
+            points, problems = {}, {}
+            for fields in _list_rows(path):
+                five, problem = _annotation_row(fields[1:])
+                if problem is None:
+                    points[fields[0]] = five
+                    problems.pop(fields[0], None)
+                else:
+                    problems[fields[0]] = problem
+                    points.pop(fields[0], None)
+            return points, problems, path
+    return {}, {}, None
 
 
-def _partitions(root: Path) -> dict[str, str]:
+def _partitions(root: Path) -> tuple[dict[str, str], dict[str, str], Path | None]:
+    """CelebA's partition (file name -> split), the unusable rows' reasons, and the file."""
     for name in ("list_eval_partition.txt", "list_eval_partition.csv"):
         path = root / name
         if path.is_file():
-            try:
-                table = _read_table(path, official_skip=0)
-                splits = table.iloc[:, 1].astype(int).map(CELEBA_SPLITS)
-            except (ValueError, IndexError, pd.errors.ParserError) as exc:
-                raise FacesError(f"cannot read CelebA partition {path}: {exc}") from None
-            return dict(zip(table.iloc[:, 0].astype(str), splits, strict=True))
-    return {}
+            splits, problems = {}, {}
+            for fields in _list_rows(path):
+                value = fields[1] if len(fields) == 2 else None
+                if value is not None and value.isdigit() and int(value) in CELEBA_SPLITS:
+                    splits[fields[0]] = CELEBA_SPLITS[int(value)]
+                    problems.pop(fields[0], None)
+                else:
+                    shown = " ".join(fields[1:])[:20]
+                    problems[fields[0]] = f"CelebA partition value {shown!r} is not 0, 1 or 2"
+                    splits.pop(fields[0], None)
+            return splits, problems, path
+    return {}, {}, None
 
 
-def _images_under(folder: Path) -> list[Path]:
-    found = []
+def _images_under(folder: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """Image files under ``folder`` (recursively, hidden entries left out, sorted by relative
+    path), and the entries that look like images but cannot be read, with the reason."""
+    found, skipped = [], []
     for path in folder.rglob("*"):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-            found.append(path)
-    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+        suffix = path.suffix.lower()
+        if suffix in IMAGE_SUFFIXES:
+            if path.is_file():
+                found.append(path)
+            elif path.is_symlink() and not path.exists():
+                skipped.append((path, "broken link (it points to a missing file)"))
+            elif not path.is_dir():
+                skipped.append((path, "not a regular file (a FIFO, socket or device)"))
+        elif suffix in UNSUPPORTED_IMAGE_SUFFIXES and not path.is_dir():
+            formats = ", ".join(sorted(s[1:] for s in IMAGE_SUFFIXES))
+            skipped.append((path, f"unsupported image format {suffix} (readable: {formats})"))
+
+    def rel_key(p: Path) -> str:
+        return p.relative_to(folder).as_posix()
+
+    return sorted(found, key=rel_key), sorted(
+        ((p, r) for p, r in skipped), key=lambda pr: rel_key(pr[0])
+    )
 
 
-def _celeba_sources(root: Path) -> list[FaceSource]:
-    annotations, partitions = _annotations(root), _partitions(root)
-    images = root / CELEBA_IMAGES
-    return [
+def _celeba_discovery(root: Path) -> Discovery:
+    annotations, bad_rows, landmark_file = _annotations(root)
+    partitions, bad_partitions, partition_file = _partitions(root)
+    images, skipped = _images_under(root / CELEBA_IMAGES)
+    sources = [
         FaceSource(
-            id=p.relative_to(root).as_posix(),
+            id=display_id(p.relative_to(root).as_posix()),
             path=p,
             kind="celeba",
             split=partitions.get(p.name),
             annotation=annotations.get(p.name),
+            annotation_problem=bad_rows.get(p.name),
+            partition_problem=bad_partitions.get(p.name),
         )
-        for p in _images_under(images)
+        for p in images
     ]
+    return Discovery(
+        sources=sources,
+        skipped=[(display_id(p.relative_to(root).as_posix()), r) for p, r in skipped],
+        listings=[f for f in (landmark_file, partition_file) if f is not None],
+    )
 
 
-def discover_faces(spec: str | Path) -> list[FaceSource]:
-    """Every face source named by ``spec`` (see the module docstring), in a stable order."""
+def source_problem(src: FaceSource, provider: str, split_given: bool) -> str | None:
+    """Why ``src`` is refused before it is read: a malformed CelebA landmark row (when the
+    provider uses annotations) or an unusable partition value (when no ``--split`` overrides
+    the partition). None when neither applies."""
+    if src.annotation_problem is not None and provider in ("celeba", "auto"):
+        return src.annotation_problem
+    if src.partition_problem is not None and not split_given:
+        return src.partition_problem
+    return None
+
+
+def discover(spec: str | Path) -> Discovery:
+    """Every face source named by ``spec`` (see the module docstring), in a stable order,
+    with the entries skipped and the list files used."""
     if str(spec) == "demo":
-        return demo_faces()
+        return Discovery(demo_faces())
     root = Path(spec).expanduser()
     if root.is_file():
         if root.suffix.lower() not in IMAGE_SUFFIXES:
             raise FacesError(f"--faces {spec}: not an image file or folder")
-        return [FaceSource(id=root.name, path=root, kind="folder")]
+        return Discovery([FaceSource(id=display_id(root.name), path=root, kind="folder")])
     if not root.is_dir():
         raise FacesError(f"--faces folder not found: {spec}")
     if root.name == CELEBA_IMAGES and not (root / CELEBA_IMAGES).is_dir():
@@ -221,16 +322,68 @@ def discover_faces(spec: str | Path) -> list[FaceSource]:
         ):
             root = root.parent
     if (root / CELEBA_IMAGES).is_dir():
-        sources = _celeba_sources(root)
+        found = _celeba_discovery(root)
     else:
-        sources = [
-            FaceSource(id=p.relative_to(root).as_posix(), path=p, kind="folder")
-            for p in _images_under(root)
-        ]
-    if not sources:
+        images, skipped = _images_under(root)
+        found = Discovery(
+            sources=[
+                FaceSource(id=display_id(p.relative_to(root).as_posix()), path=p, kind="folder")
+                for p in images
+            ],
+            skipped=[(display_id(p.relative_to(root).as_posix()), r) for p, r in skipped],
+        )
+    if not found.sources:
         exts = ", ".join(sorted(IMAGE_SUFFIXES))
-        raise FacesError(f"--faces {spec}: no images found (looked for {exts})")
-    return sources
+        more = f"; {len(found.skipped)} unreadable entries" if found.skipped else ""
+        raise FacesError(f"--faces {spec}: no images found (looked for {exts}{more})")
+    return found
+
+
+def discover_faces(spec: str | Path) -> list[FaceSource]:
+    """Every face source named by ``spec`` (see the module docstring), in a stable order."""
+    return discover(spec).sources
+
+
+def fingerprint(found: Discovery) -> tuple[dict[str, object], list[list[object]]]:
+    """A cheap fingerprint of the sources: ``{"sha256", "count"}`` over every source's id,
+    size and mtime (and the CelebA list files'), plus the entries it was made from (so that a
+    difference can be described). Nothing is read but the files' metadata."""
+    entries: list[list[object]] = []
+    for src in found.sources:
+        entries.append([src.id, *_size_mtime(src.path)])
+    for path in found.listings:
+        entries.append([f"<list> {path.name}", *_size_mtime(path)])
+    digest = hashlib.sha256()
+    for entry in entries:
+        digest.update(json.dumps(entry, ensure_ascii=True).encode("ascii") + b"\n")
+    return {"sha256": digest.hexdigest(), "count": len(found.sources)}, entries
+
+
+def _size_mtime(path: Path | None) -> tuple[int, int]:
+    if path is None:
+        return -1, -1
+    try:
+        st = path.stat()
+    except OSError:
+        return -1, -1
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def describe_change(before: list[list[object]], after: list[list[object]]) -> str:
+    """``8 sources gone, 0 new, 1 changed`` between two ``fingerprint`` entry lists."""
+    old = {str(e[0]): tuple(e[1:]) for e in before}
+    new = {str(e[0]): tuple(e[1:]) for e in after}
+    gone = [k for k in old if k not in new]
+    added = [k for k in new if k not in old]
+    changed = [k for k in old if k in new and old[k] != new[k]]
+    lists = [k[len("<list> ") :] for k in gone + added + changed if k.startswith("<list> ")]
+    n_gone, n_added, n_changed = (
+        sum(not k.startswith("<list> ") for k in keys) for keys in (gone, added, changed)
+    )
+    parts = [f"{n_gone} sources gone", f"{n_added} new", f"{n_changed} changed"]
+    if lists:
+        parts.append(f"{' and '.join(lists)} changed")
+    return ", ".join(parts)
 
 
 # --------------------------------------------------------------------------- alignment
@@ -351,7 +504,11 @@ def annotated_points(src: FaceSource, provider: str) -> SourcePoints | None:
     """The CelebA annotation of ``src`` when ``provider`` uses it: annotations beat the
     landmark cache and detection whenever they exist (``auto``) or are asked for (``celeba``).
     """
-    if provider not in ("celeba", "auto") or src.annotation is None:
+    if provider not in ("celeba", "auto"):
+        return None
+    if src.annotation_problem is not None:
+        raise Reject(src.annotation_problem)
+    if src.annotation is None:
         return None
     return SourcePoints(
         provider="celeba",
@@ -442,6 +599,10 @@ def load_aligned(
     else:
         found = locate(src, rgb, provider, detector, cache)
     five = found.five()
+    if found.provider == "celeba":
+        problem = annotation_problem(five, w, h)
+        if problem is not None:
+            raise Reject(problem)
     if is_celeba_layout(src, w, h):
         matrix = celeba_matrix(w, h)
     else:

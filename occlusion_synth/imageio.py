@@ -7,7 +7,12 @@ sources, the quality estimated from the file's quantisation tables.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +139,10 @@ def read_rgb(path: Path, allow_grey: bool = False) -> tuple[np.ndarray, int | No
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image.load()
+        if image.format == "JPEG":
+            damage = jpeg_damage(path.read_bytes())
+            if damage is not None:
+                raise Reject(f"damaged JPEG data ({damage.rstrip('.')})")
         if image.getexif().get(0x0112, 1) != 1:
             image = ImageOps.exif_transpose(image)
         has_alpha = image.mode in _ALPHA_MODES or (
@@ -156,6 +165,51 @@ def read_rgb(path: Path, allow_grey: bool = False) -> tuple[np.ndarray, int | No
     if not allow_grey and _looks_grey(rgb):
         raise Reject("greyscale image (colour channels are identical)")
     return np.ascontiguousarray(rgb), quality
+
+
+#: libjpeg warnings that mean the compressed data is damaged (the decoder then fills the rest
+#: of the image with grey or garbage, and Pillow reports nothing).
+_JPEG_DAMAGE = ("corrupt jpeg data", "premature end")
+
+
+@contextlib.contextmanager
+def _stderr_captured() -> Iterator[Callable[[], str]]:
+    """Capture what C code writes to file descriptor 2 (libjpeg prints its warnings there);
+    the captured text is readable through the yielded function once the block ends."""
+    captured: list[str] = []
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as sink:
+        saved = os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 2)
+            yield lambda: "".join(captured)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            captured.append(sink.read().decode("utf-8", "replace"))
+
+
+def jpeg_damage(data: bytes) -> str | None:
+    """libjpeg's warning when JPEG ``data`` is damaged ("Corrupt JPEG data: ...", "Premature
+    end of JPEG file"), or None. Decodes once more with OpenCV's libjpeg at 1/8 scale (the
+    entropy-coded data is read in full either way); anything else it prints is passed on."""
+    import cv2
+
+    with _stderr_captured() as text:
+        cv2.imdecode(
+            np.frombuffer(data, np.uint8),
+            cv2.IMREAD_REDUCED_GRAYSCALE_8 | cv2.IMREAD_IGNORE_ORIENTATION,
+        )
+    damage, other = None, []
+    for line in text().splitlines():
+        if damage is None and any(k in line.lower() for k in _JPEG_DAMAGE):
+            damage = line.strip()
+        elif line.strip():
+            other.append(line)
+    if other:
+        sys.stderr.write("\n".join(other) + "\n")
+    return damage
 
 
 def _looks_grey(rgb: np.ndarray) -> bool:

@@ -42,10 +42,22 @@ def default_cache_path() -> Path:
     return Path(base).expanduser() / "occsynth" / "landmarks.parquet"
 
 
+def path_key(path: Path) -> str:
+    """The ``path`` column of a file: its resolved path, or, for a path holding bytes that are
+    not UTF-8 (``surrogateescape`` surrogates, which Parquet cannot store), ``"\0x:"`` and
+    the hex of its bytes (``os.fsencode``); no real path starts with a NUL."""
+    text = str(Path(path).resolve())
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "\0x:" + os.fsencode(text).hex()
+    return text
+
+
 def file_key(path: Path, detector: str) -> Key:
     """The cache key of a file: it changes whenever the file is replaced or edited."""
     st = Path(path).stat()
-    return (str(Path(path).resolve()), int(st.st_size), int(st.st_mtime_ns), detector)
+    return (path_key(path), int(st.st_size), int(st.st_mtime_ns), detector)
 
 
 def _row(key: Key, found: SourcePoints) -> dict:
@@ -130,6 +142,13 @@ class LandmarkCache:
         try:
             table.to_parquet(tmp, index=False)
             os.replace(tmp, self.path)
+        except OSError as exc:  # a full disk: the cache is an optimisation, never a stopper
+            Path(tmp).unlink(missing_ok=True)
+            warnings.warn(
+                f"could not save the landmark cache {self.path} ({exc.strerror or exc})",
+                stacklevel=2,
+            )
+            return
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

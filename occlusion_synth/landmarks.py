@@ -269,6 +269,34 @@ class FaceLandmarkerDetector:
 
 _DETECTORS: dict[str, Detector] = {}
 
+#: Plausible inter-ocular distance of an annotated face, as a fraction of the photo's width
+#: (CelebA's aligned faces: about 0.22).
+INTER_OCULAR_RANGE = (0.05, 0.7)
+
+
+def annotation_problem(five: np.ndarray, width: int, height: int) -> str | None:
+    """Why five annotated source-pixel points (eyes, nose, mouth corners, image-left first)
+    cannot belong to a face in a ``width`` x ``height`` photo, or None: not finite, outside
+    the photo, all at one place, eyes implausibly close or far, or out of order."""
+    five = np.asarray(five, dtype=np.float64)
+    if five.shape != (5, 2) or not np.isfinite(five).all():
+        return "malformed landmarks (NaN or infinite value)"
+    outside = (five[:, 0] < -0.5) | (five[:, 0] > width - 0.5)
+    outside |= (five[:, 1] < -0.5) | (five[:, 1] > height - 0.5)
+    if outside.any():
+        x, y = five[int(np.argmax(outside))]
+        return f"landmarks outside the image ({x:.6g}, {y:.6g} in a {width}x{height} photo)"
+    if np.ptp(five, axis=0).max() < 1.0:
+        return "degenerate landmarks (all five points at one place)"
+    eyes = float(np.linalg.norm(five[1] - five[0]))
+    low, high = INTER_OCULAR_RANGE
+    if not low * width <= eyes <= high * width:
+        return f"implausible inter-ocular distance ({eyes:.1f} px in a {width} px wide photo)"
+    eye_y, mouth_y = five[:2, 1].mean(), five[3:, 1].mean()
+    if five[0, 0] >= five[1, 0] or mouth_y <= eye_y or five[3, 0] >= five[4, 0]:
+        return "implausible landmarks (eyes or mouth corners out of order)"
+    return None
+
 
 def detector_started() -> bool:
     """Whether this process has started a MediaPipe graph. A forked child of such a process

@@ -21,7 +21,15 @@ import numpy as np
 
 from . import shards
 from .errors import UserError
-from .faces import DEFAULT_MAX_OUTSIDE, FaceSource, annotated_points, discover_faces, load_aligned
+from .faces import (
+    DEFAULT_MAX_OUTSIDE,
+    Discovery,
+    FaceSource,
+    annotated_points,
+    discover,
+    load_aligned,
+    source_problem,
+)
 from .imageio import Reject
 from .landmarks import SourcePoints, get_detector
 from .sample import category_stratum, make_sample
@@ -109,41 +117,50 @@ def resolve_faces(
     mapper: Mapper,
     cache: Any = None,
     progress: Any = None,
+    found: Discovery | None = None,
 ) -> tuple[list[PoolFace], list[tuple[str, str]]]:
     """The first ``want`` usable faces in seeded order, and the ``(source, reason)`` rejects.
 
     ``mapper(jobs)`` runs :func:`locate_job` over ``(source, cached points)`` jobs;
     ``cache`` (a ``LandmarkCache``) is read here, in the caller, and updated with new
     detections; ``progress`` (a ``progress.Progress``) counts usable faces. Raises
-    :class:`NoUsableFace` when no source is usable.
+    :class:`NoUsableFace` when no source is usable. ``found`` is ``faces.discover(faces)``
+    when the caller has it already. Entries that are not readable images (``found.skipped``)
+    and sources with unusable CelebA rows are rejected without being read.
     """
-    sources = discover_faces(options.faces)
+    found = found if found is not None else discover(options.faces)
+    sources = found.sources
     order = face_order(len(sources), seed)
     want = min(want, len(sources))
     if progress is not None:
         progress.reset(want)
     detector = options.detector_name()
     accepted: list[PoolFace] = []
-    rejects: list[tuple[str, str]] = []
+    rejects: list[tuple[str, str]] = list(found.skipped)
+    split_given = options.split is not None
     pos = 0
     while len(accepted) < want and pos < len(sources):
         batch = [sources[j] for j in order[pos : pos + want - len(accepted)]]
         pos += len(batch)
         jobs = []
         for src in batch:
+            problem = source_problem(src, options.landmarks, split_given)
+            if problem is not None:
+                rejects.append((src.id, problem))
+                continue
             hit = None
             if cache is not None and src.path is not None:
                 if annotated_points(src, options.landmarks) is None:
                     hit = cache.get(src.path, detector)
             jobs.append((src, hit))
-        for (src, hit), (found, reason) in zip(jobs, mapper(jobs), strict=True):
+        for (src, hit), (points, reason) in zip(jobs, mapper(jobs), strict=True):
             if reason is not None:
                 rejects.append((src.id, reason))
                 continue
-            if cache is not None and hit is None and found.provider != "celeba":
-                cache.put(src.path, detector, found)
+            if cache is not None and hit is None and points.provider != "celeba":
+                cache.put(src.path, detector, points)
             split = split_of(src.id, src.split, options.split)
-            accepted.append(PoolFace(source=src, points=found, split=split))
+            accepted.append(PoolFace(source=src, points=points, split=split))
             if progress is not None:
                 progress.update()
     if not accepted:

@@ -182,21 +182,31 @@ class ShardWriter:
 
     def add(self, members: Iterable[tuple[str, bytes]]) -> None:
         """Append the members of one sample (see ``encode_sample``)."""
-        for name, data in members:
-            self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        try:
+            for name, data in members:
+                self._tar.addfile(_tarinfo(name, len(data)), io.BytesIO(data))
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.tmp_path)  # say which file (a full disk)
+            raise
         self.count += 1
 
     def close(self) -> None:
         """Finish the tar, flush it to disk and move it to its final name."""
-        self._tar.close()
-        with open(self.tmp_path, "rb+") as fh:
-            os.fsync(fh.fileno())
+        try:
+            self._tar.close()
+            with open(self.tmp_path, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            exc.filename = exc.filename or str(self.tmp_path)
+            raise
         os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:
-        """Drop the partial shard."""
+        """Drop the partial shard (closing it may fail again on a full disk: ignored)."""
         try:
             self._tar.close()
+        except OSError:
+            pass
         finally:
             self.tmp_path.unlink(missing_ok=True)
 
@@ -214,10 +224,15 @@ def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
     path = Path(path)
     tmp = path.with_name(path.name + TMP_SUFFIX)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        exc.filename = exc.filename or str(path)  # say which file (a full disk)
+        raise
     os.replace(tmp, path)
 
 
@@ -251,9 +266,34 @@ def read_manifest(root: str | os.PathLike[str]):
     return pd.read_parquet(path)
 
 
+def load_manifest(root: str | os.PathLike[str], columns: Iterable[str] = ()) -> Any:
+    """The manifest for a command that needs it: any problem (missing, not a regular file,
+    not Parquet, lacking one of ``columns``) is a ``ShardError`` in one line."""
+    path = Path(root) / MANIFEST
+    check_regular(path)
+    try:
+        manifest = read_manifest(root)
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises many kinds; all mean "unreadable"
+        raise ShardError(f"{path} cannot be read ({type(exc).__name__}: {exc})") from None
+    lacking = sorted(set(columns) - set(manifest.columns))
+    if lacking:
+        raise ShardError(f"{path} lacks column(s) {', '.join(lacking)}")
+    return manifest
+
+
 def read_dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
-    """``OUT/dataset.json`` as a dict."""
-    return json.loads((Path(root) / DATASET_CARD).read_text(encoding="utf-8"))
+    """``OUT/dataset.json`` as a dict (``ShardError`` when it is not a regular file holding a
+    JSON object; ``OSError`` when it is missing)."""
+    path = Path(root) / DATASET_CARD
+    if path.exists():
+        check_regular(path)  # a FIFO would block the reader forever
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ShardError(f"{path} is not JSON ({exc})") from None
+    if not isinstance(card, dict):
+        raise ShardError(f"{path} is not a JSON object")
+    return card
 
 
 def package_versions() -> dict[str, str | None]:

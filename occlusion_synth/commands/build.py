@@ -96,10 +96,13 @@ def build(
     """
     from occlusion_synth.build import BuildInterrupted, BuildOptions, run_build, summary
     from occlusion_synth.errors import UserError
-    from occlusion_synth.splits import parse_split
+    from occlusion_synth.splits import parse_split, split_note
 
     if resume and overwrite:
         raise UserError("--resume and --overwrite exclude each other")
+    split = None if split_text is None else parse_split(split_text)
+    if split_text is not None and split_note(split_text):
+        click.echo(split_note(split_text), err=True)
     cache = cache_spec(landmark_cache, no_landmark_cache)
     options = BuildOptions(
         faces=faces,
@@ -112,7 +115,7 @@ def build(
         max_occluders=max_occluders,
         occluders_dir=str(occluders_dir) if occluders_dir else None,
         landmarks=landmarks,
-        split=None if split_text is None else parse_split(split_text),
+        split=split,
         max_outside=max_outside,
         resume=resume,
         overwrite=overwrite,
