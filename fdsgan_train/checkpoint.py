@@ -5,6 +5,7 @@ A checkpoint is a dict of tensors and plain containers only::
     format: "fdsgan-train/1"     config: resolved config dict
     models: {G1, G2, D1, D2: state_dict}     optimizers: {G1, G2, D1, D2: state_dict}
     scaler: GradScaler state or None          step, epoch, batch_in_epoch: int
+    ema: {updates: int, G1, G2: state_dict} or None (train.ema; absent in older files)
     rng: {python, numpy, torch, cuda}
 """
 
@@ -153,8 +154,19 @@ def mismatch(net: str, model: nn.Module, state: dict[str, Any]) -> str | None:
     return f"{net}: {', '.join(parts)}" if parts else None
 
 
+def generator_weights(ckpt: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The G1/G2 state dicts inference uses, and where they come from (``ema`` or ``models``):
+    the EMA of the generators when the checkpoint holds one, else the trained weights."""
+    ema = ckpt.get("ema")
+    if isinstance(ema, dict) and all(isinstance(ema.get(k), dict) for k in ("G1", "G2")):
+        return {k: ema[k] for k in ("G1", "G2")}, "ema"
+    return {k: ckpt["models"][k] for k in ("G1", "G2")}, "models"
+
+
 def load_generators(ckpt_path: str | Path, device: str | torch.device = "cpu"):
     """``(G1, G2, config)`` from a checkpoint, in eval mode on ``device``.
+
+    The EMA weights when the checkpoint has them (``train.ema``), else the trained ones.
 
     The checkpoint's config is validated before any network is built, its weights must fit
     the networks and be finite. The generators map ``I_o`` = cat(input in [-1,1], mask in
@@ -166,18 +178,20 @@ def load_generators(ckpt_path: str | Path, device: str | torch.device = "cpu"):
     ckpt = load_checkpoint(ckpt_path, map_location="cpu")
     models = build_models(ckpt["config"])
     g1, g2 = models["G1"], models["G2"]
-    problems = [mismatch(k, models[k], ckpt["models"][k]) for k in ("G1", "G2")]
+    weights, source = generator_weights(ckpt)
+    prefix = "ema." if source == "ema" else ""
+    problems = [mismatch(f"{prefix}{k}", models[k], weights[k]) for k in ("G1", "G2")]
     if any(problems):
         raise UserError(
             f"checkpoint {ckpt_path} does not fit its own config: "
             + "; ".join(p for p in problems if p)
         )
-    bad = nonfinite({k: ckpt["models"][k] for k in ("G1", "G2")})
+    bad = nonfinite({f"{prefix}{k}": weights[k] for k in ("G1", "G2")})
     if bad:
         raise UserError(
             f"checkpoint {ckpt_path} holds NaN or infinite weights ({len(bad)} tensors, e.g. "
             f"{bad[0]}): the run that wrote it diverged"
         )
-    g1.load_state_dict(ckpt["models"]["G1"])
-    g2.load_state_dict(ckpt["models"]["G2"])
+    g1.load_state_dict(weights["G1"])
+    g2.load_state_dict(weights["G2"])
     return g1.to(device).eval(), g2.to(device).eval(), ckpt["config"]

@@ -19,7 +19,7 @@ import yaml
 from occlusion_synth.errors import UserError
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-PRESETS = ("paper", "tiny")
+PRESETS = ("paper", "tiny", "fast")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -220,7 +220,10 @@ SCHEMA: dict[str, Check] = {
     "model.se_reduction": _integer(1, 1024),
     "model.disc_base_channels": _integer(1, 256),
     "model.disc_n_down": _integer(1, 6),
+    "model.composite": _boolean,
+    "model.d_spectral_norm": _boolean,
     "loss.gan": _gan_loss,
+    "loss.hole_weight": _number(0.0, open_lo=True),
     "loss.stage1.alpha": _WEIGHT,
     "loss.stage1.beta": _WEIGHT,
     "loss.stage2.alpha": _WEIGHT,
@@ -232,9 +235,17 @@ SCHEMA: dict[str, Check] = {
     "optim.lr_g": _number(0.0, open_lo=True),
     "optim.lr_d": _number(0.0, open_lo=True),
     "optim.betas": _list(_number(0.0, 1.0, open_hi=True), "numbers in [0, 1)", 2, 2),
+    "optim.warmup_steps": _integer(0),
+    "optim.decay": _choice("none", "cosine", "linear"),
+    "optim.min_lr_ratio": _number(0.0, 1.0),
+    "optim.lr_scaling": _choice("none", "linear", "sqrt"),
+    "optim.reference_batch": _POSITIVE,
     "data.batch_size": _integer(1, 4096),
     "data.num_workers": _integer(0, 256),
     "data.shuffle_buffer": _integer(0),
+    "data.augment.hflip": _boolean,
+    "data.augment.mask_dilate": _integer(0, 32),
+    "data.augment.mask_erode": _integer(0, 32),
     "train.epochs": _POSITIVE,
     "train.max_steps": _integer(1, null=True),
     "train.device": _choice("auto", "cpu", "cuda"),
@@ -247,6 +258,26 @@ SCHEMA: dict[str, Check] = {
     "train.keep_every": _integer(1, null=True),
     "train.val_every_epoch": _boolean,
     "train.val_max_batches": _integer(1, null=True),
+    "train.val_every": _integer(1, null=True),
+    "train.ema": _number(0.0, 1.0, open_hi=True),
+}
+
+#: Keys added after the first checkpoints were written, with the values those runs used (the
+#: paper's): a config or checkpoint without them reads as before.
+ADDED_KEYS: dict[str, Any] = {
+    "model.composite": False,
+    "model.d_spectral_norm": False,
+    "loss.hole_weight": 1.0,
+    "optim.warmup_steps": 0,
+    "optim.decay": "none",
+    "optim.min_lr_ratio": 0.0,
+    "optim.lr_scaling": "none",
+    "optim.reference_batch": 10,
+    "data.augment.hflip": False,
+    "data.augment.mask_dilate": 0,
+    "data.augment.mask_erode": 0,
+    "train.val_every": None,
+    "train.ema": 0.0,
 }
 
 
@@ -275,11 +306,13 @@ def validate(cfg: Any, where: str = "config") -> dict[str, Any]:
     """The config with every value coerced to its key's type; all problems in one error.
 
     ``where`` names the config in the message (``checkpoint FILE``). Keys must be exactly
-    those of :data:`SCHEMA`.
+    those of :data:`SCHEMA`, except that keys of :data:`ADDED_KEYS` may be missing (older
+    checkpoints): they take the paper's values.
     """
     if not isinstance(cfg, dict):
         raise UserError(f"{where}: the config must be a mapping of keys to values")
     flat = _flatten(cfg)
+    flat |= {k: v for k, v in ADDED_KEYS.items() if k not in flat}
     problems = [f"unknown key {k}" for k in flat if k not in SCHEMA]
     problems += [f"missing key {k}" for k in SCHEMA if k not in flat]
     out = {}

@@ -1,7 +1,10 @@
 """Losses of FD-StackGAN (paper, section 3.3): per stage ``alpha * L_r + beta * L_p + L_a``.
 
 * ``L_r = L1 + (1 - SSIM)`` on the raw generator output against the target (the paper
-  computes its losses on the whole generated image, not on a composite).
+  computes its losses on the whole generated image, not on a composite). With
+  ``model.composite`` the generator's output already is the composite; ``loss.hole_weight``
+  (not in the paper) weights the L1, SSIM and VGG terms per pixel, ``hole_weight`` inside the
+  mask and 1 outside (for VGG features, the hole's share of each cell).
 * ``L_p``: VGG-19 (ImageNet) feature distance, mean absolute difference summed over the
   configured ReLU layers (eq. 6), on [0, 1] images with ImageNet normalisation.
 * ``L_a``: conditional GAN loss. ``bce`` is the log loss of eq. 7 as BCE-with-logits (the
@@ -36,8 +39,13 @@ class MissingVGGWeights(UserError):
     """The ImageNet VGG-19 weights are not on this machine."""
 
 
-def l1_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return (pred - target).abs().mean()
+def l1_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean absolute difference; with ``weights`` (:func:`pixel_weights`) per pixel."""
+    if weights is None:
+        return (pred - target).abs().mean()
+    return _weighted_mean((pred - target).abs(), weights)
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
@@ -46,42 +54,75 @@ def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     return (g / g.sum()).float()
 
 
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    """Per-image mean SSIM of (N, C, H, W) images in [0, 1]: Gaussian window 11, sigma 1.5.
+def ssim_map(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5):
+    """Per-pixel SSIM of (N, C, H, W) images in [0, 1] over the valid part (N, C, H-10, W-10).
 
-    Statistics use the valid part of the filtered maps (no padding), which equals scikit-image's
-    ``structural_similarity(gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-    data_range=1)`` averaged over channels. Computed in float32 even under autocast.
-    This is the differentiable twin of the reported metric :func:`fdsgan_train.metrics.ssim`
-    (numpy, uint8); ``tests/test_metrics.py`` checks that they agree within 1e-3.
+    Gaussian window 11, sigma 1.5, no padding: the mean over channels and pixels equals
+    scikit-image's ``structural_similarity(gaussian_weights=True, sigma=1.5,
+    use_sample_covariance=False, data_range=1)``. Computed in float32 even under autocast, the
+    blur as two depthwise convolutions.
     """
     with torch.autocast(a.device.type, enabled=False):
         a, b = a.float(), b.float()
-        g = _gaussian_1d(window, sigma).tolist()
-        k = len(g)
-
-        def blur(x: torch.Tensor) -> torch.Tensor:  # separable Gaussian, valid part only
-            w, h = x.shape[-1] - k + 1, x.shape[-2] - k + 1
-            x = sum(g[i] * x[..., :, i : i + w] for i in range(k))
-            return sum(g[i] * x[..., i : i + h, :] for i in range(k))
-
-        mu_a, mu_b, aa, bb, ab = blur(torch.stack([a, b, a * a, b * b, a * b])).unbind(0)
+        g = _gaussian_1d(window, sigma).to(a.device)
+        k = g.numel()
+        stack = torch.cat([a, b, a * a, b * b, a * b], 1)  # (N, 5C, H, W)
+        ch = stack.shape[1]
+        blurred = F.conv2d(stack, g.view(1, 1, 1, k).expand(ch, 1, 1, k), groups=ch)
+        blurred = F.conv2d(blurred, g.view(1, 1, k, 1).expand(ch, 1, k, 1), groups=ch)
+        mu_a, mu_b, aa, bb, ab = blurred.chunk(5, dim=1)
         var_a, var_b, cov = aa - mu_a**2, bb - mu_b**2, ab - mu_a * mu_b
         c1, c2 = 0.01**2, 0.03**2
-        s = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
+        return ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
             (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
         )
-        return s.flatten(1).mean(1)
 
 
-def ssim_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """``1 - SSIM`` of [-1, 1] images, computed on [0, 1]."""
-    return 1 - ssim((pred + 1) / 2, (target + 1) / 2).mean()
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Per-image mean SSIM of (N, C, H, W) images in [0, 1] (:func:`ssim_map` averaged).
+
+    This is the differentiable twin of the reported metric :func:`fdsgan_train.metrics.ssim`
+    (numpy, uint8); ``tests/test_metrics.py`` checks that they agree within 1e-3.
+    """
+    return ssim_map(a, b, window, sigma).flatten(1).mean(1)
 
 
-def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def pixel_weights(mask: torch.Tensor, hole_weight: float) -> torch.Tensor | None:
+    """``loss.hole_weight``: per-pixel loss weights, ``hole_weight`` in the hole, 1 outside.
+
+    None for a weight of 1 (the paper: plain means, the exact unweighted code path).
+    """
+    if hole_weight == 1.0:
+        return None
+    return 1 + (hole_weight - 1) * mask.float()
+
+
+def _weighted_mean(values: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``values`` (N, C, H, W), each pixel times its weight (resized to fit)."""
+    if weights is None:
+        return values.mean()
+    if weights.shape[-2:] != values.shape[-2:]:  # a feature map: the hole's share per cell
+        weights = F.adaptive_avg_pool2d(weights, values.shape[-2:])
+    return (values * weights).mean()
+
+
+def ssim_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``1 - SSIM`` of [-1, 1] images, computed on [0, 1]; with ``weights`` per pixel."""
+    if weights is None:
+        return 1 - ssim((pred + 1) / 2, (target + 1) / 2).mean()
+    smap = ssim_map((pred + 1) / 2, (target + 1) / 2)
+    top, left = (weights.shape[-2] - smap.shape[-2]) // 2, (weights.shape[-1] - smap.shape[-1]) // 2
+    inner = weights[..., top : top + smap.shape[-2], left : left + smap.shape[-1]]
+    return _weighted_mean(1 - smap, inner)  # weights of the pixels at the windows' centres
+
+
+def reconstruction_loss(
+    pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """``L_r = L1 + (1 - SSIM)`` (eq. 3)."""
-    return l1_loss(pred, target) + ssim_loss(pred, target)
+    return l1_loss(pred, target, weights) + ssim_loss(pred, target, weights)
 
 
 def default_vgg_path() -> Path:
@@ -167,13 +208,19 @@ class VGGPerceptualLoss(nn.Module):
         return out
 
     def forward(
-        self, pred: torch.Tensor, target: torch.Tensor, ref: list[torch.Tensor] | None = None
+        self,
+        pred: torch.Tensor,
+        target: torch.Tensor,
+        ref: list[torch.Tensor] | None = None,
+        weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """``ref``: ``feature_maps(target)`` when already computed (the trainer's two stages)."""
+        """``ref``: ``feature_maps(target)`` when already computed (the trainer's two stages);
+        ``weights``: per-pixel weights (:func:`pixel_weights`), pooled to each feature map."""
         if ref is None:
             with torch.no_grad():
                 ref = self.feature_maps(target)
-        return sum(l1_loss(p, r) for p, r in zip(self.feature_maps(pred), ref, strict=True))
+        feats = self.feature_maps(pred)
+        return sum(l1_loss(p, r, weights) for p, r in zip(feats, ref, strict=True))
 
 
 def load_vgg19_features(path: str | Path | None, upto: int) -> dict[str, torch.Tensor]:

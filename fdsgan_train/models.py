@@ -17,11 +17,17 @@ Generator (paper, section 3.2), with the choices the paper leaves open (config `
 G1 takes ``I_o`` (occluded RGB + mask, 4 channels). G2 is the same network taking ``I_o``
 concatenated with G1's output (7 channels).
 
+Mask-aware option (``model.composite: true``, not in the paper): the generator returns
+``mask * out + (1 - mask) * input``, reading input and mask from its own first four input
+channels, so the known pixels are copied exactly and no capacity goes into reproducing them;
+everything downstream (losses, discriminator, inference) sees the composite.
+
 Discriminator (D1, D2): a conditional PatchGAN. It sees ``I_o`` (4) with a real or generated
 image (3) = 7 channels: ``disc_n_down`` stride-2 4x4 convs, one stride-1 4x4 conv, and a
 stride-1 4x4 conv to one logit per patch; LeakyReLU(0.2), InstanceNorm after all but the
 first and last. With ``disc_n_down = 2`` each logit sees a 34x34 window (the paper's "32x32";
-see :func:`patch_receptive_field`).
+see :func:`patch_receptive_field`). ``model.d_spectral_norm: true`` (not in the paper; SAGAN,
+where the paper's TTUR comes from, uses it) puts spectral normalisation on every convolution.
 """
 
 from __future__ import annotations
@@ -101,9 +107,11 @@ class Generator(nn.Module):
         se_reduction: int = 16,
         first_norm: bool = False,
         out_channels: int = 3,
+        composite: bool = False,
     ) -> None:
         super().__init__()
         self.in_channels = in_channels
+        self.composite = composite
         widths = _widths(base_channels, max_channels, n_down)
         self.encoder = nn.ModuleList(
             _down(cin, cout, norm=first_norm or i > 0)
@@ -123,6 +131,8 @@ class Generator(nn.Module):
         self.decoder = nn.ModuleList(ups)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: input RGB in [-1, 1], mask in {0, 1}, then any further channels."""
+        known = x
         skips = []
         for layer in self.encoder:
             x = layer(x)
@@ -132,13 +142,22 @@ class Generator(nn.Module):
             x = layer(x)
             if i < len(self.decoder) - 1:
                 x = torch.cat([x, skips[-2 - i]], dim=1)
+        if self.composite:
+            mask = known[:, 3:4].to(x.dtype)
+            x = mask * x + (1 - mask) * known[:, :3].to(x.dtype)
         return x
 
 
 class PatchDiscriminator(nn.Module):
     """Conditional PatchGAN: scores (condition, image) pairs per patch (raw logits)."""
 
-    def __init__(self, in_channels: int = 7, base_channels: int = 64, n_down: int = 2) -> None:
+    def __init__(
+        self,
+        in_channels: int = 7,
+        base_channels: int = 64,
+        n_down: int = 2,
+        spectral_norm: bool = False,
+    ) -> None:
         super().__init__()
         self.in_channels = in_channels
         layers: list[nn.Module] = [
@@ -156,6 +175,10 @@ class PatchDiscriminator(nn.Module):
             ]
             cin = cout
         layers.append(nn.Conv2d(cin, 1, 4, stride=1, padding=1))
+        if spectral_norm:
+            from torch.nn.utils.parametrizations import spectral_norm as sn
+
+            layers = [sn(m) if isinstance(m, nn.Conv2d) else m for m in layers]
         self.net = nn.Sequential(*layers)
 
     def forward(self, condition: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
@@ -180,9 +203,14 @@ def build_models(cfg: dict[str, Any]) -> dict[str, nn.Module]:
         middle_dilations=list(m["middle_dilations"]),
         se_reduction=m["se_reduction"],
         first_norm=m["first_norm"],
+        composite=m["composite"],
     )
     cond = m["in_channels"]
-    disc = dict(base_channels=m["disc_base_channels"], n_down=m["disc_n_down"])
+    disc = dict(
+        base_channels=m["disc_base_channels"],
+        n_down=m["disc_n_down"],
+        spectral_norm=m["d_spectral_norm"],
+    )
     return {
         "G1": Generator(cond, **gen),
         "G2": Generator(cond + 3, **gen),

@@ -40,6 +40,7 @@ class Schedule:
     checkpoint_every: int
     keep_every: int | None = None
     val_every_epoch: bool = True
+    val_every: int | None = None
 
     @classmethod
     def from_config(cls, train: dict[str, Any], total: int, steps_per_epoch: int) -> Schedule:
@@ -52,13 +53,14 @@ class Schedule:
             checkpoint_every=train["checkpoint_every"],
             keep_every=train["keep_every"],
             val_every_epoch=train["val_every_epoch"],
+            val_every=train.get("val_every"),
         )
 
     def due(self, step: int) -> Due:
         """What is due once ``step`` steps (counted from 1) are done.
 
         The last step always logs, checkpoints and validates; validation also follows every
-        epoch when ``val_every_epoch`` is set.
+        epoch when ``val_every_epoch`` is set, and every ``val_every`` steps when set.
         """
         stop = step >= self.total
         epoch_end = step % self.steps_per_epoch == 0
@@ -68,7 +70,9 @@ class Schedule:
             sample=step % self.sample_every == 0,
             checkpoint=checkpoint,
             keep=checkpoint and self.keep_every is not None and step % self.keep_every == 0,
-            validate=stop or (epoch_end and self.val_every_epoch),
+            validate=stop
+            or (epoch_end and self.val_every_epoch)
+            or (self.val_every is not None and step % self.val_every == 0),
             epoch_end=epoch_end,
             stop=stop,
         )

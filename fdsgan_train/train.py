@@ -11,6 +11,13 @@ One step on a batch ``(I_c, I_m, I_gt)`` with ``I_o = cat(I_c, I_m)`` (paper, se
 
 Adam with the two time-scale rule (G 1e-4, D 4e-4). Losses are on the raw generator outputs;
 validation scores the composite (prediction inside the mask, input outside).
+
+Options outside the paper (all off in the ``paper`` preset; the ``fast`` preset turns them on):
+``model.composite`` (the generators output the composite themselves, so the losses and the
+discriminators see it), ``loss.hole_weight``, ``model.d_spectral_norm``, ``data.augment``
+(:mod:`fdsgan_train.augment`), warm-up/decay and batch scaling of the rates and an EMA of the
+generators (:mod:`fdsgan_train.optim`). With ``train.ema`` the EMA generators are the ones
+validated, saved as ``ema`` in the checkpoint and preferred by ``load_generators``.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from fdsgan_train import augment as aug_io
 from fdsgan_train import checkpoint as ckpt_io
 from fdsgan_train.config import save_config
 from fdsgan_train.data import eval_loader, shard_paths, train_loader
@@ -42,10 +50,12 @@ from fdsgan_train.losses import (
     build_perceptual,
     discriminator_loss,
     l1_loss,
+    pixel_weights,
     ssim,
     ssim_loss,
 )
 from fdsgan_train.models import build_models
+from fdsgan_train.optim import GeneratorEMA, batch_scale, lr_factor
 from fdsgan_train.preflight import check_shards
 from fdsgan_train.tick import Schedule
 from occlusion_synth.errors import UserError
@@ -115,12 +125,18 @@ class Trainer:
         self.perceptual = build_perceptual(cfg).to(device)
         o = cfg["optim"]
         betas = tuple(o["betas"])
+        self.lr_scale = batch_scale(o, cfg["data"]["batch_size"] * self.dist.world_size)
         self.opts = {
-            k: torch.optim.Adam(
-                net.parameters(), lr=o["lr_g"] if k[0] == "G" else o["lr_d"], betas=betas
-            )
+            k: torch.optim.Adam(net.parameters(), lr=self.base_lr(k), betas=betas)
             for k, net in self.nets.items()
         }
+        for k, opt in self.opts.items():
+            for group in opt.param_groups:
+                group["initial_lr"] = self.base_lr(k)  # the rate the schedule multiplies
+        decay = cfg["train"]["ema"]
+        gens = {k: self.nets[k] for k in ("G1", "G2")}
+        self.ema = GeneratorEMA(gens, decay) if decay > 0 else None
+        self.aug_gen = torch.Generator()
         self.amp, self.amp_dtype = amp_settings(cfg, device)
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.amp and self.amp_dtype == torch.float16
@@ -135,6 +151,25 @@ class Trainer:
             self.run = {k: DDP(m, device_ids=ids) for k, m in self.run.items()}
         if cfg["train"]["compile"]:
             self.run = {k: torch.compile(m) for k, m in self.run.items()}
+
+    def base_lr(self, net: str) -> float:
+        """``optim.lr_g`` / ``optim.lr_d`` times the batch-size factor (``optim.lr_scaling``)."""
+        return self.cfg["optim"]["lr_g" if net[0] == "G" else "lr_d"] * self.lr_scale
+
+    def set_lr(self, step: int, total: int) -> float:
+        """Set each optimiser's rate for (0-based) ``step`` of ``total``; returns the factor."""
+        o = self.cfg["optim"]
+        factor = lr_factor(step, total, o["warmup_steps"], o["decay"], o["min_lr_ratio"])
+        for k, opt in self.opts.items():
+            for group in opt.param_groups:
+                group["lr"] = self.base_lr(k) * factor
+        return factor
+
+    def eval_generators(self) -> tuple[nn.Module, nn.Module]:
+        """The generators to validate, evaluate and save for inference: the EMA when on."""
+        if self.ema is not None:
+            return self.ema.models["G1"], self.ema.models["G2"]
+        return self.nets["G1"], self.nets["G2"]
 
     def autocast(self):
         if not self.amp:
@@ -152,14 +187,14 @@ class Trainer:
         self.scaler.step(opt)
         return loss.detach()
 
-    def _g_update(self, stage: int, cond, fake, target, ref) -> dict[str, torch.Tensor]:
+    def _g_update(self, stage: int, cond, fake, target, ref, pix) -> dict[str, torch.Tensor]:
         weights = self.cfg["loss"][f"stage{stage}"]
         disc = self.nets[f"D{stage}"]  # plain module: its weights are not trained here
         disc.requires_grad_(False)
         with self.autocast():
-            l1 = l1_loss(fake.float(), target)
-            ssim_l = ssim_loss(fake, target)
-            perc = self.perceptual(fake, target, ref).float()
+            l1 = l1_loss(fake.float(), target, pix)
+            ssim_l = ssim_loss(fake, target, pix)
+            perc = self.perceptual(fake, target, ref, pix).float()
             adv = adversarial_loss(disc(cond, fake), True, self.cfg["loss"]["gan"])
             total = weights["alpha"] * (l1 + ssim_l) + weights["beta"] * perc + adv
         disc.requires_grad_(True)
@@ -169,13 +204,23 @@ class Trainer:
         self.scaler.step(opt)
         return {"l1": l1, "ssim": ssim_l, "perc": perc, "adv": adv, "total": total}
 
-    def step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One alternating update of both stages; returns detached losses and the outputs."""
+    def step(self, batch: dict[str, torch.Tensor], index: int | None = None):
+        """One alternating update of both stages; returns detached losses and the outputs.
+
+        ``index``: the 0-based step number; it seeds the augmentation (``data.augment``) so a
+        resumed run draws the same flips and mask radii. The batch returned under ``batch``
+        is the augmented one.
+        """
         fmt, dev = self.memory_format, self.device
+        batch = {k: batch[k].to(dev, non_blocking=True) for k in ("input", "mask", "target")}
+        aug = self.cfg["data"]["augment"]
+        if aug_io.enabled(aug):
+            self.aug_gen.manual_seed(hash((self.cfg["seed"], index or 0, self.dist.rank)) % 2**63)
+            batch = aug_io.augment(batch, aug, self.aug_gen)
         inp, mask, target = (
-            batch[k].to(dev, non_blocking=True).contiguous(memory_format=fmt)
-            for k in ("input", "mask", "target")
+            batch[k].contiguous(memory_format=fmt) for k in ("input", "mask", "target")
         )
+        pix = pixel_weights(mask, self.cfg["loss"]["hole_weight"])
         cond = torch.cat([inp, mask], 1)
         out: dict[str, torch.Tensor] = {}
         with self.autocast():
@@ -183,22 +228,28 @@ class Trainer:
             with torch.no_grad():  # the target's VGG features serve both stages
                 ref = self.perceptual.feature_maps(target)
         out["s1/d"] = self._d_update("D1", cond, target, stage1.detach())
-        for k, v in self._g_update(1, cond, stage1, target, ref).items():
+        for k, v in self._g_update(1, cond, stage1, target, ref, pix).items():
             out[f"s1/{k}"] = v.detach()
         with self.autocast():
             stage2 = self.run["G2"](torch.cat([cond, stage1.detach()], 1))
         out["s2/d"] = self._d_update("D2", cond, target, stage2.detach())
-        for k, v in self._g_update(2, cond, stage2, target, ref).items():
+        for k, v in self._g_update(2, cond, stage2, target, ref, pix).items():
             out[f"s2/{k}"] = v.detach()
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.nets)
         out["stage1"], out["stage2"] = stage1.detach(), stage2.detach()
+        out["batch"] = batch
         return out
 
     @torch.no_grad()
     def validate(self, loader, max_batches: int | None = None) -> dict[str, float]:
-        """PSNR/SSIM (dB, [0,1]) of the Stage-II composite and of the unmodified input."""
-        g1, g2 = self.nets["G1"].eval(), self.nets["G2"].eval()
-        sums = torch.zeros(5, dtype=torch.float64)  # psnr_out, ssim_out, psnr_in, ssim_in, n
+        """PSNR/SSIM (dB, [0,1]) of the Stage-II composite and of the unmodified input, and
+        the masked-region PSNR of the composite (per image, from the MSE over the hole's
+        pixels x 3 channels; images without a hole left out). EMA generators when on."""
+        g1, g2 = (g.eval() for g in self.eval_generators())
+        # psnr_out, ssim_out, psnr_in, ssim_in, n, masked psnr_out, masked psnr_in, n masked
+        sums = torch.zeros(8, dtype=torch.float64)
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
@@ -212,17 +263,34 @@ class Trainer:
                 mse = ((x01 - t01) ** 2).flatten(1).mean(1).clamp_min(1e-10)
                 sums[2 * j] += (10 * torch.log10(1 / mse)).sum().item()
                 sums[2 * j + 1] += ssim(x01, t01).sum().item()
+                area = mask.flatten(1).sum(1) * 3
+                sq = (((x01 - t01) ** 2) * mask).flatten(1).sum(1)
+                has = area > 0
+                m_mse = (sq[has] / area[has]).clamp_min(1e-10)
+                sums[5 + j] += (10 * torch.log10(1 / m_mse)).sum().item()
+                if j == 0:
+                    sums[7] += has.sum().item()
             sums[4] += inp.shape[0]
-        g1.train(), g2.train()
+        if self.ema is None:
+            g1.train(), g2.train()
         sums = all_reduce_sum(sums.to(self.device), self.dist).cpu()
-        n = max(sums[4].item(), 1.0)
+        n, n_masked = max(sums[4].item(), 1.0), max(sums[7].item(), 1.0)
         names = ("psnr_composite", "ssim_composite", "psnr_input", "ssim_input")
-        return {name: sums[i].item() / n for i, name in enumerate(names)} | {"n": sums[4].item()}
+        masked = {
+            "psnr_masked_composite": sums[5].item() / n_masked,
+            "psnr_masked_input": sums[6].item() / n_masked,
+        }
+        return (
+            masked
+            | {name: sums[i].item() / n for i, name in enumerate(names)}
+            | {"n": sums[4].item()}
+        )
 
     def state(self, step: int, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
         return {
             "config": self.cfg,
             "models": {k: m.state_dict() for k, m in self.nets.items()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {k: o.state_dict() for k, o in self.opts.items()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": step,
@@ -248,6 +316,11 @@ class Trainer:
         for k in NETS:
             self.nets[k].load_state_dict(ckpt["models"][k])
             self.opts[k].load_state_dict(ckpt["optimizers"][k])
+        if self.ema is not None:
+            if ckpt.get("ema"):
+                self.ema.load_state_dict(ckpt["ema"])
+            else:  # EMA turned on at resume: start it from the current weights
+                self.ema = GeneratorEMA({k: self.nets[k] for k in ("G1", "G2")}, self.ema.decay)
         if ckpt["scaler"] is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])
         ckpt_io.set_rng_state(ckpt["rng"])
@@ -262,14 +335,16 @@ class Trainer:
         for k, opt in self.opts.items():
             key = "lr_g" if k[0] == "G" else "lr_d"
             for group in opt.param_groups:
+                old_lr = group.get("initial_lr", group["lr"])
                 for name, old, new in (
-                    (f"optim.{key}", group["lr"], o[key]),
+                    (f"optim.{key}", old_lr, self.base_lr(k)),
                     ("optim.betas", list(group["betas"]), list(o["betas"])),
                 ):
                     change = f"{name} {old} -> {new}"
                     if old != new and change not in changes:
                         changes.append(change)
-                group["lr"], group["betas"] = o[key], tuple(o["betas"])
+                group["lr"], group["betas"] = self.base_lr(k), tuple(o["betas"])
+                group["initial_lr"] = self.base_lr(k)
         return changes
 
 
@@ -394,7 +469,9 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
         log.log("val", step, scores, epoch=epoch)
         if dist.is_main:
             tqdm.write(
-                f"val step {step}: PSNR composite {scores['psnr_composite']:.2f} dB "
+                f"val step {step}: masked PSNR {scores['psnr_masked_composite']:.2f} dB "
+                f"(input {scores['psnr_masked_input']:.2f}); "
+                f"PSNR composite {scores['psnr_composite']:.2f} dB "
                 f"(input {scores['psnr_input']:.2f}), SSIM {scores['ssim_composite']:.4f} "
                 f"(input {scores['ssim_input']:.4f})"
             )
@@ -410,7 +487,9 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
         if batches is None:
             batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
         data = next(batches)
-        out = trainer.step(data)
+        lr_now = trainer.set_lr(step, total)
+        out = trainer.step(data, step)
+        data = out.pop("batch")
         step += 1
         losses = torch.stack([out[k].float() for k in LOSS_KEYS])  # stays on the device
         watch.update(losses, step)
@@ -431,7 +510,7 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
             values = dict(zip(LOSS_KEYS, losses.tolist(), strict=True))
             bar.set_postfix({k: f"{values[k]:.3f}" for k in ("s1/l1", "s2/l1", "s1/d", "s2/d")})
             rate = (step - tic_step) * batch * dist.world_size / (time.perf_counter() - tic)
-            extra = {"images_per_s": rate}
+            extra = {"images_per_s": rate, "lr_factor": lr_now}
             if device.type == "cuda":
                 extra["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
             log.log("train", step, values | extra, epoch=epoch)

@@ -145,8 +145,8 @@ def test_nan_weights_never_replace_the_last_good_checkpoint(data, micro, run, mo
     good = load_checkpoint(run / "checkpoints" / "last.pt")
     step = Trainer.step
 
-    def poisoned(self, batch):  # an update that leaves finite losses but NaN weights
-        out = step(self, batch)
+    def poisoned(self, batch, index=None):  # an update that leaves finite losses, NaN weights
+        out = step(self, batch, index)
         with torch.no_grad():
             self.nets["G2"].encoder[0][0].weight.fill_(float("nan"))
         return out
