@@ -8,7 +8,6 @@ spaced subset of ``max_masks``).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -16,26 +15,30 @@ import numpy as np
 from . import shards
 from .canonical import CANONICAL_SIZE, FIVE_POINTS, mean_shape_array
 
+#: Manifest columns the figure reads.
+MANIFEST_COLUMNS = ("categories", "coverage", "split")
+
 
 def mean_mask(root: str | Path, max_masks: int | None = None) -> tuple[np.ndarray, int]:
     """Mean of the masks (0..1, 256x256) over every sample, or ``max_masks`` spread evenly."""
-    from PIL import Image
-
     paths = shards.list_shards(root)
     total = np.zeros((CANONICAL_SIZE, CANONICAL_SIZE), dtype=np.float64)
     count = 0
     step = 1
     if max_masks:
-        manifest_rows = len(shards.read_manifest(root))
+        manifest_rows = len(shards.load_manifest(root))
         step = max(1, -(-manifest_rows // max_masks))
     seen = 0
     for path in paths:
-        for _key, members in shards.read_shard(path):
+        for key, members in shards.read_shard(path):
             seen += 1
             if (seen - 1) % step or "mask.png" not in members:
                 continue
-            with Image.open(io.BytesIO(members["mask.png"])) as im:
-                total += np.asarray(im.convert("L"), dtype=np.float64) / 255.0
+            try:  # the header is checked first: a decompression bomb is never decoded
+                mask = shards.decode_png(members["mask.png"], "L")
+            except ValueError as exc:
+                raise shards.ShardError(f"{path.name}: sample {key!r}: mask.png {exc}") from None
+            total += mask.astype(np.float64) / 255.0
             count += 1
     return (total / count if count else total), count
 
@@ -48,7 +51,13 @@ def draw_stats(root: str | Path, out: str | Path, max_masks: int | None = None) 
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    manifest = shards.read_manifest(root)
+    manifest = shards.load_manifest(root, MANIFEST_COLUMNS)
+    try:
+        coverage = manifest["coverage"].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError):
+        raise shards.ShardError(f"{shards.MANIFEST}: coverage holds non-numbers") from None
+    if not np.isfinite(coverage).all():
+        raise shards.ShardError(f"{shards.MANIFEST}: coverage holds NaN or infinite values")
     heat, n_masks = mean_mask(root, max_masks)
 
     cats: dict[str, int] = {}
@@ -65,7 +74,7 @@ def draw_stats(root: str | Path, out: str | Path, max_masks: int | None = None) 
     ax.set_xlabel("samples (a sample with two occluders counts in both)")
 
     ax = axes[0, 1]
-    cov = manifest["coverage"].to_numpy(dtype=np.float64) * 100
+    cov = coverage * 100
     ax.hist(cov, bins=40, color="#55a868", edgecolor="white")
     ax.axvline(
         float(np.mean(cov)), color="black", linestyle="--", label=f"mean {np.mean(cov):.1f}%"

@@ -23,6 +23,10 @@ from .canonical import CANONICAL_SIZE
 COVERAGE_TOLERANCE = 1e-6
 
 
+#: Largest allowed |landmark coordinate in the JSON - in the manifest| (pixels).
+LANDMARK_TOLERANCE = 1e-6
+
+
 @dataclass
 class SampleInfo:
     """What the cross-checks need from a sample read in a shard."""
@@ -31,6 +35,27 @@ class SampleInfo:
     split: str | None
     coverage: float | None
     source_id: str | None
+    #: What the sample's JSON says that the manifest repeats (index, seed, categories,
+    #: landmark coordinates as ``<name>_x``...), compared column by column.
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+#: Sample JSON fields the manifest repeats under the same name.
+_SHARED_FIELDS = ("index", "seed", "categories")
+
+
+def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
+    """The JSON values that have a manifest column: ``_SHARED_FIELDS``, the landmark
+    provider and every landmark coordinate (``landmarks.<name>_x`` -> ``<name>_x``)."""
+    out = {k: meta[k] for k in _SHARED_FIELDS if k in meta}
+    marks = meta.get("landmarks")
+    if isinstance(marks, dict):
+        for name, value in marks.items():
+            if name == "provider":
+                out["landmark_provider"] = value
+            elif name.endswith(("_x", "_y")):
+                out[name] = value
+    return out
 
 
 @dataclass
@@ -111,7 +136,11 @@ def check_sample(
         if abs(meta["coverage"] - coverage) > COVERAGE_TOLERANCE:
             problems.append(f"json coverage {meta['coverage']} but the mask covers {coverage}")
     info = SampleInfo(
-        shard="", split=meta.get("split"), coverage=coverage, source_id=meta.get("source_id")
+        shard="",
+        split=meta.get("split"),
+        coverage=coverage,
+        source_id=meta.get("source_id"),
+        fields=_meta_fields(meta),
     )
     return problems, info
 
@@ -193,8 +222,8 @@ def verify_dataset(
 
 def _check_manifest(root: Path, samples: dict[str, SampleInfo]) -> list[str]:
     try:
-        manifest = shards.read_manifest(root)
-    except Exception as exc:  # noqa: BLE001 - a missing or broken manifest is a finding
+        manifest = shards.load_manifest(root)  # a FIFO is refused, not read forever
+    except (OSError, shards.ShardError) as exc:  # a missing or broken manifest is a finding
         return [f"{shards.MANIFEST}: cannot read ({exc})"]
     problems = []
     needed = {"key", "split", "shard", "source_id", "categories", "coverage", "seed"}
@@ -220,31 +249,69 @@ def _check_manifest(root: Path, samples: dict[str, SampleInfo]) -> list[str]:
             problems.append(
                 f"{where}: manifest source {row['source_id']} but json says {info.source_id}"
             )
-        if info.coverage is not None and not math.isclose(
-            float(row["coverage"]), info.coverage, abs_tol=COVERAGE_TOLERANCE
+        if info.coverage is not None and not _close(
+            row["coverage"], info.coverage, COVERAGE_TOLERANCE
         ):
             problems.append(
                 f"{where}: manifest coverage {row['coverage']} but the mask covers {info.coverage}"
             )
+        for name, value in info.fields.items():
+            if name not in row.index:
+                continue
+            column = row[name]
+            if name.endswith(("_x", "_y")):
+                same = _close(column, value, LANDMARK_TOLERANCE)
+            else:
+                same = _plain(column) == value
+            if not same:
+                problems.append(f"{where}: manifest {name} {column!r} but json says {value!r}")
     return problems
 
 
+def _plain(value: Any) -> Any:
+    """A manifest cell as a plain Python value (numpy scalars unwrapped)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _close(a: Any, b: Any, tolerance: float) -> bool:
+    """Whether two numbers agree within ``tolerance``; anything not a number never does."""
+    try:
+        return math.isclose(float(a), float(b), rel_tol=0.0, abs_tol=tolerance)
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_card(root: Path, report: VerifyReport) -> list[str]:
+    """``dataset.json``'s counts against the shards; a card that cannot be read, or whose
+    fields have the wrong type, is a finding, never a crash."""
+    name = shards.DATASET_CARD
     try:
         card = shards.read_dataset_card(root)
-        counts = card["counts"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        return [f"{shards.DATASET_CARD}: cannot read counts ({exc})"]
+    except (OSError, shards.ShardError) as exc:
+        return [f"{name}: cannot read ({exc})"]
+    counts = card.get("counts")
+    if not isinstance(counts, dict):
+        return [f"{name}: 'counts' is {type(counts).__name__}, expected an object"]
     problems = []
-    if counts.get("samples") != report.samples:
-        problems.append(
-            f"{shards.DATASET_CARD}: says {counts.get('samples')} samples, shards hold "
-            f"{report.samples}"
-        )
-    for split, n in sorted((counts.get("splits") or {}).items()):
-        if report.splits.get(split, 0) != n:
+    samples = counts.get("samples")
+    if not isinstance(samples, int) or isinstance(samples, bool):
+        problems.append(f"{name}: counts.samples is {samples!r}, expected a whole number")
+    elif samples != report.samples:
+        problems.append(f"{name}: says {samples} samples, shards hold {report.samples}")
+    splits = counts.get("splits")
+    if not isinstance(splits, dict):
+        problems.append(f"{name}: counts.splits is {type(splits).__name__}, expected an object")
+        splits = {}
+    for split, n in sorted(splits.items()):
+        if not isinstance(n, int) or isinstance(n, bool):
+            problems.append(f"{name}: counts.splits.{split} is {n!r}, expected a whole number")
+        elif report.splits.get(split, 0) != n:
             problems.append(
-                f"{shards.DATASET_CARD}: says {n} {split} samples, shards hold "
-                f"{report.splits.get(split, 0)}"
+                f"{name}: says {n} {split} samples, shards hold {report.splits.get(split, 0)}"
+            )
+    for key, kind in (("seed", int), ("options", dict), ("format", dict)):
+        if key in card and not isinstance(card[key], kind):
+            problems.append(
+                f"{name}: {key} is {type(card[key]).__name__}, expected {kind.__name__}"
             )
     return problems

@@ -50,7 +50,9 @@ def _fast_make(face, library, rng, options=None, key=None, stratum=None):
     mask[y : y + 40, x : x + 40] = 255
     inp = target.copy()
     inp[mask > 0] = 0
-    return shards.Sample(key=key or "x", input=inp, mask=mask, target=target, meta={})
+    marks = dict(face.landmarks.flat(), provider=face.landmarks.provider)
+    meta = {"landmarks": marks, "categories": "square"}
+    return shards.Sample(key=key or "x", input=inp, mask=mask, target=target, meta=meta)
 
 
 @pytest.fixture(scope="module")
@@ -567,3 +569,163 @@ def test_unreadable_entries_get_a_rejects_row(tmp_path, astronaut_face):
     )
     rejects = (out / "rejects.csv").read_text()
     assert "anim.gif," in rejects and "gone.jpg," in rejects and "pipe.png," in rejects
+
+
+# --------------------------------------------------------------------------- items 15, 19: readers
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory, celeba) -> Path:
+    """A small verified dataset (do not modify: copy it)."""
+    out = tmp_path_factory.mktemp("data") / "data"
+    run_build(_options(celeba, out, n=6, shard_size=3), make=_fast_make, progress=False)
+    assert verify_dataset(out).ok
+    return out
+
+
+def _occsynth(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a child process, so that a hang fails the test instead of blocking it."""
+    code = "import sys; from occlusion_synth.cli import main; sys.exit(main())"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *sys.path]))
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _one_error(done: subprocess.CompletedProcess, code: int = 2) -> str:
+    assert done.returncode == code, done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    (line,) = [x for x in done.stderr.splitlines() if x.startswith("Error")]
+    return line
+
+
+def _rewrite_manifest(root: Path, edit) -> None:
+    table = shards.read_manifest(root)
+    shards.write_table(pa_table(edit(table)), root / shards.MANIFEST)
+
+
+def pa_table(frame):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("bytes", "cannot be read"),
+        ("no coverage", "lacks column(s) coverage"),
+        ("text coverage", "coverage holds non-numbers"),
+        ("fifo", "is not a regular file"),
+    ],
+)
+def test_stats_on_a_damaged_manifest_is_one_line(tmp_path, dataset, damage, message):
+    root = _copy(dataset, tmp_path / "data")
+    manifest = root / shards.MANIFEST
+    if damage == "bytes":
+        manifest.write_bytes(b"PAR1" + os.urandom(500))
+    elif damage == "no coverage":
+        _rewrite_manifest(root, lambda t: t.drop(columns=["coverage"]))
+    elif damage == "text coverage":
+        _rewrite_manifest(root, lambda t: t.assign(coverage="lots"))
+    else:
+        manifest.unlink()
+        os.mkfifo(manifest)
+    line = _one_error(_occsynth("stats", str(root), "--out", str(tmp_path / "s.png")))
+    assert message in line
+
+
+@pytest.mark.parametrize(
+    ("card", "finding"),
+    [
+        ({"counts": [1, 2]}, "'counts' is list"),
+        ({"counts": {"samples": "6", "splits": {}}}, "counts.samples is '6'"),
+        ({"counts": {"samples": 6, "splits": [6]}}, "counts.splits is list"),
+        ({"counts": {"samples": 6, "splits": {"train": None}}}, "counts.splits.train is None"),
+        ({"counts": {"samples": 6, "splits": {}}, "seed": "0"}, "seed is str"),
+        ([1, 2, 3], "is not a JSON object"),
+        ("fifo", "is not a regular file"),
+    ],
+)
+def test_verify_reports_a_card_of_wrong_types(tmp_path, dataset, card, finding):
+    root = _copy(dataset, tmp_path / "data")
+    path = root / shards.DATASET_CARD
+    if card == "fifo":
+        path.unlink()
+        os.mkfifo(path)
+    else:
+        path.write_text(json.dumps(card))
+    done = _occsynth("verify", str(root), "--workers", "1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert any(finding in line for line in done.stdout.splitlines()), done.stdout
+
+
+def _edit_json(root: Path, edit) -> None:
+    shard = shards.list_shards(root)[0]
+    samples = list(shards.read_shard(shard))
+    with shards.ShardWriter(shard) as writer:
+        for n, (key, members) in enumerate(samples):
+            if n == 0:
+                meta = json.loads(members["json"])
+                edit(meta)
+                members = dict(members, json=json.dumps(meta).encode())
+            writer.add((f"{key}.{ext}", data) for ext, data in members.items())
+
+
+@pytest.mark.parametrize(
+    ("edit", "finding"),
+    [
+        (
+            lambda m: m["landmarks"].update(left_eye_x=m["landmarks"]["left_eye_x"] + 1),
+            "left_eye_x",
+        ),
+        (lambda m: m["landmarks"].update(chin_y=None), "chin_y"),
+        (lambda m: m["landmarks"].update(provider="mediapipe"), "landmark_provider"),
+        (lambda m: m.update(seed=4), "manifest seed"),
+        (lambda m: m.update(index=5), "manifest index"),
+        (lambda m: m.update(categories="hand"), "manifest categories"),
+    ],
+)
+def test_verify_cross_checks_sample_json_against_the_manifest(tmp_path, dataset, edit, finding):
+    root = _copy(dataset, tmp_path / "data")
+    _edit_json(root, edit)
+    problems = verify_dataset(root).problems
+    assert any(finding in p for p in problems), problems
+
+
+def _png_header(width: int, height: int, colour: int) -> bytes:
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    chunk = b"IHDR" + ihdr
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + struct.pack(">I", len(ihdr))
+        + chunk
+        + struct.pack(">I", zlib.crc32(chunk))
+    )
+
+
+@pytest.mark.parametrize("damage", ["bomb", "fifo"])
+def test_every_reader_refuses_bombs_and_fifos_in_one_line(tmp_path, dataset, damage):
+    root = _copy(dataset, tmp_path / "data")
+    if damage == "bomb":
+        shard = shards.list_shards(root)[0]
+        samples = list(shards.read_shard(shard))
+        with shards.ShardWriter(shard) as writer:
+            for key, members in samples:
+                members = dict(members, **{"mask.png": _png_header(30000, 30000, 0)})
+                writer.add((f"{key}.{ext}", data) for ext, data in members.items())
+        expect = "is 30000x30000, expected 256x256"
+    else:
+        os.mkfifo(root / "shards" / "train-000009.tar")
+        expect = "not a regular file"
+    stats = _one_error(_occsynth("stats", str(root), "--out", str(tmp_path / "s.png")))
+    preview = _one_error(
+        _occsynth("preview", "--from", str(root), "--out", str(tmp_path / "p.png"))
+    )
+    assert expect in stats and expect in preview
+    done = _occsynth("verify", str(root), "--workers", "1")
+    assert done.returncode == 1 and "Traceback" not in done.stderr + done.stdout
+    assert expect in done.stdout

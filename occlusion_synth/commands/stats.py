@@ -24,10 +24,10 @@ def stats(root: Path, out: Path, max_masks: int | None) -> None:
     from occlusion_synth.shards import MANIFEST, ShardError
     from occlusion_synth.stats import draw_stats
 
-    if not (root / MANIFEST).is_file():
+    if not (root / MANIFEST).exists():
         raise UserError(f"{root} holds no built dataset (no {MANIFEST})")
     try:
         draw_stats(root, out, max_masks=max_masks)
-    except ShardError as exc:
+    except (ShardError, FileNotFoundError) as exc:
         raise UserError(f"{root}: {exc} (run `occsynth verify {root}`)") from None
     click.echo(f"wrote {out}")
