@@ -2,12 +2,15 @@
 
 Outputs in ``--out``:
 
-* ``metrics.csv`` - one row per (sample, method): ``key, category, source, method``, the
-  full-reference metrics and their masked variants (synthetic split), ``niqe``, ``niqe_native``
-  and ``brisque`` (real photos only; empty elsewhere).
-* ``summary.md`` - Table 1 (methods x SSIM, PSNR, MSE, NIQE, BRISQUE) beside the paper's
-  numbers, the masked-region table, Table 2 (one stage vs two), and Table 1 per occluder
-  category.
+* ``metrics.csv`` - one row per (sample, method): ``key, category, coverage, source,
+  method``, the full-reference metrics and their masked variants (synthetic split), ``niqe``,
+  ``niqe_native`` and ``brisque`` (real photos only; empty elsewhere), ``lpips`` when its
+  weights are on this machine.
+* ``summary.md`` - masked-region metrics first in every table: all methods, then per mask
+  coverage bin and per occluder category (mean coverage in each heading); whole-image Table 1
+  with the paper's row beside the rows comparable with it only (raw generator outputs); all
+  methods whole-image with the composited ones marked; Table 2 (one stage vs two); LPIPS/FID
+  or a line saying why they are absent. See docs/metrics.md.
 * ``comparison.png`` - rows of samples; columns input, Telea, Navier-Stokes, Stage I,
   Stage I+II (raw generator output) and the target.
 
@@ -35,7 +38,13 @@ FIGURE_METHODS = ("input", "telea", "navier_stokes", "stage1_raw", "stage2_raw")
 FIGURE_LABELS = ("Input", "Telea", "Navier-Stokes", "Stage I", "Stage I+II", "Target")
 FIGURE_ROWS = 8
 TABLE_METRICS = ("ssim", "psnr", "mse", "niqe", "brisque")
-MASKED_METRICS = ("masked_ssim", "masked_psnr", "masked_mse")
+MASKED_METRICS = ("masked_psnr", "masked_ssim", "masked_mse")
+FULL_METRICS = ("psnr", "ssim", "mse")
+#: Mask coverage bins (fraction of the 256x256 frame occluded), lower edge included.
+COVERAGE_BINS = ((0.0, 0.05), (0.05, 0.10), (0.10, 0.20), (0.20, 1.01))
+#: Methods whose result keeps the input outside the mask; whole-image scores of these are not
+#: comparable with the paper's raw-output figures (marked † in the tables).
+COMPOSITED = ("input", "telea", "navier_stokes", "stage1", "stage2")
 #: The paper's Table 1 row for FD-StackGAN (SSIM, PSNR, MSE, NIQE, BRISQUE).
 PAPER_TABLE1 = {"ssim": 0.981, "psnr": 32.803, "mse": 34.145, "niqe": 4.499, "brisque": 42.504}
 HEADERS = {
@@ -47,6 +56,7 @@ HEADERS = {
     "masked_ssim": "SSIM (mask) ↑",
     "masked_psnr": "PSNR (mask) ↑",
     "masked_mse": "MSE (mask) ↓",
+    "lpips": "LPIPS ↓",
 }
 
 
@@ -59,6 +69,11 @@ class EvalSample:
     input: np.ndarray
     mask: np.ndarray
     target: np.ndarray
+
+    @property
+    def coverage(self) -> float:
+        """Fraction of the frame the mask covers."""
+        return float((np.asarray(self.mask) > 0).mean())
 
 
 def _categories_of(meta: object) -> str:
@@ -110,11 +125,16 @@ def _batches(items: list, size: int) -> Iterator[list]:
 
 
 def score_synthetic(
-    samples: list[EvalSample], model, batch_size: int = 8, figure_rows: int = FIGURE_ROWS
+    samples: list[EvalSample],
+    model,
+    batch_size: int = 8,
+    figure_rows: int = FIGURE_ROWS,
+    learned=None,
 ) -> tuple[list[dict], list[list[np.ndarray]]]:
     """Rows of metrics for every sample x method, and the figure's image rows.
 
-    ``model`` has ``predict(inputs, masks) -> list[StagePredictions]`` (``infer.Deoccluder``).
+    ``model`` has ``predict(inputs, masks) -> list[StagePredictions]`` (``infer.Deoccluder``);
+    ``learned``: a :class:`fdsgan_train.learned_metrics.LearnedMetrics` or None.
     """
     from tqdm import tqdm
 
@@ -126,8 +146,11 @@ def score_synthetic(
         for s, p in zip(batch, preds, strict=True):
             results = {name: m.fn(s.input, s.mask, p) for name, m in METHODS.items()}
             for name, result in results.items():
-                row = {"key": s.key, "category": s.category, "source": "synthetic", "method": name}
+                row = {"key": s.key, "category": s.category, "coverage": s.coverage}
+                row |= {"source": "synthetic", "method": name}
                 row.update(M.score_pair(result, s.target, s.mask))
+                if learned is not None:
+                    row.update(learned.score(name, result, s.target))
                 rows.append(row)
             if len(figure) < figure_rows:
                 figure.append([results[n] for n in FIGURE_METHODS] + [s.target])
@@ -191,7 +214,18 @@ def _fmt(value: float, metric: str) -> str:
     return f"{value:.4f}" if "ssim" in metric else f"{value:.3f}"
 
 
-def _table(frame, methods: list[str], columns: tuple[str, ...], source_of: dict[str, str]) -> str:
+def _label(name: str, marked: set[str]) -> str:
+    mark = " †" if name in marked else ""
+    return f"{METHODS[name].label}{mark} (`{name}`)"
+
+
+def _table(
+    frame,
+    methods: list[str],
+    columns: tuple[str, ...],
+    source_of: dict[str, str],
+    marked: set[str] = frozenset(),
+) -> str:
     head = "| Method | " + " | ".join(HEADERS[c] for c in columns) + " |"
     sep = "|---|" + "---:|" * len(columns)
     lines = [head, sep]
@@ -202,61 +236,129 @@ def _table(frame, methods: list[str], columns: tuple[str, ...], source_of: dict[
                 (frame["method"] == name) & (frame["source"] == source_of.get(c, "synthetic"))
             ]
             cells.append(_fmt(_mean(sub[c]) if c in sub and len(sub) else math.nan, c))
-        lines.append(f"| {METHODS[name].label} (`{name}`) | " + " | ".join(cells) + " |")
+        lines.append(f"| {_label(name, marked)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def _coverage_text(part) -> str:
+    cov = part.drop_duplicates("key")["coverage"] if "coverage" in part else []
+    if not len(cov) or cov.isna().all():
+        return "coverage unknown"
+    return f"mean coverage {100 * cov.mean():.1f} %"
+
+
+def _bin_name(lo: float, hi: float) -> str:
+    return f"coverage ≥ {100 * lo:.0f} %" if hi > 1 else f"coverage {100 * lo:.0f}-{100 * hi:.0f} %"
+
+
 def summary_markdown(
-    frame, checkpoint: str, data: str, split: str, real: str | None, notes: list[str]
+    frame,
+    checkpoint: str,
+    data: str,
+    split: str,
+    real: str | None,
+    notes: list[str],
+    model_info: dict | None = None,
 ) -> str:
-    """The summary.md text for a metrics table (pandas DataFrame of metrics.csv)."""
+    """The summary.md text for a metrics table (pandas DataFrame of metrics.csv).
+
+    ``model_info``: ``composite`` (the generators composite themselves, so even their "raw"
+    outputs keep the input outside the mask), ``weights`` (``ema`` or ``models``) and
+    ``learned`` (LPIPS/FID lines: figures or why they are absent).
+    """
+    info = model_info or {}
     methods = list(METHODS)
+    raw = ["stage1_raw", "stage2_raw"]
+    marked = set(COMPOSITED) | (set(raw) if info.get("composite") else set())
     no_ref = {"niqe": "real", "brisque": "real"}
     syn = frame[frame["source"] == "synthetic"]
     n_syn = syn["key"].nunique()
     n_real = frame[frame["source"] == "real"]["key"].nunique()
     paper = " | ".join(_fmt(PAPER_TABLE1[c], c) for c in TABLE_METRICS)
+    lead = MASKED_METRICS + (
+        ("lpips",) if "lpips" in frame and frame["lpips"].notna().any() else ()
+    )
     out = [
         "# FD-StackGAN evaluation",
         "",
-        f"- checkpoint: `{checkpoint}`",
-        f"- synthetic data: `{data}`, split `{split}`, {n_syn} samples (SSIM, PSNR, MSE)",
+        f"- checkpoint: `{checkpoint}`"
+        + (
+            f" ({'EMA' if info['weights'] == 'ema' else 'trained'} generator weights)"
+            if info.get("weights")
+            else ""
+        ),
+        f"- synthetic data: `{data}`, split `{split}`, {n_syn} samples, {_coverage_text(syn)} "
+        "of the frame occluded",
         f"- real photos: `{real}`, {n_real} photos (NIQE, BRISQUE)"
         if real
         else "- real photos: none (`--real` not given; NIQE and BRISQUE left empty)",
         "- metric definitions: docs/metrics.md (RGB 0-255; SSIM Gaussian σ 1.5, 11x11; NIQE on "
-        "the image resized to 512x512 bicubic; BRISQUE at native size). `_raw` rows are the "
-        "generator's output as is (as the paper reports); the others keep the input outside "
-        "the mask.",
+        "the image resized to 512x512 bicubic; BRISQUE at native size). Masked-region metrics "
+        "come first: they score only what a method invented. Whole-image scores of a result "
+        "that keeps the input outside the mask (marked †) are dominated by the mask's size "
+        "and are **not comparable** with the paper's figures, which are raw generator outputs. "
+        "n/r: not reported by the paper.",
+    ]
+    if info.get("composite"):
+        out.append(
+            "- this model composites inside the generator (`model.composite`): its `_raw` rows "
+            "keep the input outside the mask too (†), so no row here is comparable with the "
+            "paper's Table 1 and the paper's row is not shown."
+        )
+    out += [
         "",
-        "## Table 1 — all methods",
+        "## Inside the mask — all methods",
         "",
-        _table(frame, methods, TABLE_METRICS, no_ref),
-        f"| *Paper: FD-StackGAN* | {paper} |",
+        _table(frame, methods, lead, {}, marked),
         "",
-        "## Inside the mask only",
+    ]
+    out += [f"- {line}" for line in info.get("learned", [])]
+    out += ["", "## Inside the mask, per mask coverage", ""]
+    for lo, hi in COVERAGE_BINS:
+        part = (
+            syn[(syn["coverage"] >= lo) & (syn["coverage"] < hi)] if "coverage" in syn else syn[:0]
+        )
+        if not len(part):
+            continue
+        out += [
+            f"### {_bin_name(lo, hi)} ({part['key'].nunique()} samples, {_coverage_text(part)})",
+            "",
+            _table(part, methods, MASKED_METRICS + FULL_METRICS, {}, marked),
+            "",
+        ]
+    out += ["## Inside the mask, per occluder category", ""]
+    for cat in sorted(syn["category"].unique()):
+        part = syn[syn["category"] == cat]
+        out += [
+            f"### {cat} ({part['key'].nunique()} samples, {_coverage_text(part)})",
+            "",
+            _table(part, methods, MASKED_METRICS + FULL_METRICS, {}, marked),
+            "",
+        ]
+    if not info.get("composite"):
+        out += [
+            "## Table 1 — whole image, raw generator outputs (comparable with the paper)",
+            "",
+            _table(frame, raw, MASKED_METRICS + TABLE_METRICS, no_ref, marked),
+            f"| *Paper: FD-StackGAN* | {' | '.join('n/r' for _ in MASKED_METRICS)} | {paper} |",
+            "",
+        ]
+    out += [
+        "## Whole image — all methods († keeps the input outside the mask: not comparable with "
+        "the paper)",
         "",
-        _table(frame, methods, MASKED_METRICS, {}),
+        _table(frame, methods, MASKED_METRICS + TABLE_METRICS, no_ref, marked),
         "",
         "## Table 2 — one stage vs two (same checkpoint)",
         "",
         _table(
             frame,
             ["stage1_raw", "stage2_raw", "stage1", "stage2"],
-            TABLE_METRICS + MASKED_METRICS,
+            MASKED_METRICS + TABLE_METRICS,
             no_ref,
+            marked,
         ),
-        "",
-        "## Table 1 per occluder category (synthetic split)",
     ]
-    for cat in sorted(syn["category"].unique()):
-        part = syn[syn["category"] == cat]
-        out += [
-            "",
-            f"### {cat} ({part['key'].nunique()} samples)",
-            "",
-            _table(part, methods, ("ssim", "psnr", "mse") + MASKED_METRICS, {}),
-        ]
     if notes:
         out += ["", "## Real photos skipped", ""] + [f"- {n}" for n in notes]
     return "\n".join(out) + "\n"
@@ -292,15 +394,19 @@ def evaluate(
     """Run the whole evaluation and write metrics.csv, summary.md and comparison.png."""
     import pandas as pd
 
+    from .learned_metrics import LearnedMetrics
+
     model = Deoccluder.from_checkpoint(checkpoint, device)
     samples = load_split(data, split, limit)
     pairs = find_real_pairs(real) if real is not None else []
-    rows, figure = score_synthetic(samples, model, batch_size)
+    learned = LearnedMetrics.if_available(model.device)
+    rows, figure = score_synthetic(samples, model, batch_size, learned=learned)
     notes: list[str] = []
     if pairs:
         real_rows, notes = score_real(pairs, model)
         rows += real_rows
-    columns = ["key", "category", "source", "method"] + [m for m in M.METRICS]
+    columns = ["key", "category", "coverage", "source", "method"] + [m for m in M.METRICS]
+    columns += ["lpips"] if learned is not None and learned.lpips is not None else []
     frame = pd.DataFrame(rows).reindex(columns=columns)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -309,9 +415,16 @@ def evaluate(
         "comparison": out / "comparison.png",
     }
     frame.to_csv(paths["metrics"], index=False)
+    info = {
+        "composite": bool(model.config.get("model", {}).get("composite", False)),
+        "weights": "ema" if model.config.get("train", {}).get("ema", 0) > 0 else "models",
+        "learned": LearnedMetrics.lines(learned),
+    }
     text = summary_markdown(
-        frame, str(checkpoint), str(data), split, str(real) if real else None, notes
+        frame, str(checkpoint), str(data), split, str(real) if real else None, notes, info
     )
     paths["summary"].write_text(text, encoding="utf-8")
+    if learned is not None and learned.fid is not None:
+        learned.fid.release()
     comparison_figure(figure, paths["comparison"])
     return paths

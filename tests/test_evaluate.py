@@ -83,10 +83,49 @@ def test_eval_writes_all_outputs_and_rows_match_an_independent_computation(setup
         assert f"`{m.name}`" in summary
     for ref in ("0.9810", "32.803", "34.145", "4.499", "42.504"):
         assert ref in summary
-    assert "Table 2" in summary and "### rectangle (3 samples)" in summary
+    assert "Table 2" in summary and "### rectangle (3 samples, mean coverage" in summary
+    _check_summary_layout(summary, frame)
 
     sheet = Image.open(out / "comparison.png")
     assert sheet.size == (6 * 160, 22 + N_TEST * 160)
+
+
+def _check_summary_layout(summary: str, frame) -> None:
+    """Masked metrics lead every table; the paper's row sits beside raw rows only; coverage
+    printed (overall, per bin, per category); LPIPS/FID absent with a reason."""
+    tables = summary.split("| Method | ")[1:]
+    assert len(tables) >= 6 and all(t.startswith("PSNR (mask) ↑ |") for t in tables)
+    sections = summary.split("\n## ")
+    (table1,) = [x for x in sections if x.startswith("Table 1")]
+    rows = [ln for ln in table1.splitlines() if ln.startswith("| ") and "Method" not in ln]
+    assert [r.split("`")[1] if "`" in r else r for r in rows][:2] == ["stage1_raw", "stage2_raw"]
+    assert rows[2].startswith("| *Paper") and summary.count("*Paper") == 1
+    cov = frame.drop_duplicates("key")["coverage"].mean()
+    assert f"mean coverage {100 * cov:.1f} %" in summary
+    assert "### coverage " in summary
+    assert "LPIPS: not computed" in summary and "FID: not computed" in summary
+    assert "never downloads" in summary
+
+
+def test_composite_models_get_no_paper_row_and_raw_rows_are_marked():
+    from fdsgan_train.evaluate import summary_markdown
+
+    rows = []
+    for key, cov in (("a", 0.03), ("b", 0.25)):
+        for m in METHODS:
+            rows.append(
+                {"key": key, "category": "cup", "coverage": cov, "source": "synthetic",
+                 "method": m, "psnr": 30.0, "ssim": 0.9, "mse": 10.0,
+                 "masked_psnr": 20.0, "masked_ssim": 0.5, "masked_mse": 100.0}
+            )  # fmt: skip
+    frame = pd.DataFrame(rows)
+    text = summary_markdown(frame, "c.pt", "d", "val", None, [], {"composite": True})
+    assert "*Paper" not in text and "Table 1 —" not in text
+    assert "Stage I+II (raw) † (`stage2_raw`)" in text
+    assert "### coverage 0-5 % (1 samples, mean coverage 3.0 %)" in text
+    assert "### coverage ≥ 20 % (1 samples, mean coverage 25.0 %)" in text
+    plain = summary_markdown(frame, "c.pt", "d", "val", None, [], {"composite": False})
+    assert "Stage I+II (raw) (`stage2_raw`)" in plain and plain.count("*Paper") == 1
 
 
 def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path, run_cli):
@@ -116,8 +155,9 @@ def test_eval_real_photos_add_niqe_and_brisque_rows(setup, tmp_path, run_cli):
     assert frame[frame["source"] == "synthetic"][["niqe", "brisque"]].isna().all().all()
     summary = (out / "summary.md").read_text()
     assert "noface.png: skipped (no face found in the photo)" in summary
-    rows = summary.split("| Method |")[1].split("*Paper")[0]
-    assert "—" not in rows  # every method has NIQE and BRISQUE figures
+    (table,) = [x for x in summary.split("\n## ") if x.startswith("Whole image — all methods")]
+    rows = table.split("\n\n")[1]
+    assert "NIQE" in rows and "—" not in rows  # every method has NIQE and BRISQUE figures
 
 
 def test_eval_errors_are_one_line_with_exit_code_2(setup, tmp_path, run_cli):
