@@ -22,7 +22,13 @@ from occlusion_synth.commands.options import (
 
 @click.command("build", cls=Command)
 @faces_option(required=True)
-@click.option("--n", "n", required=True, type=click.IntRange(1), help="Samples, all splits.")
+@click.option(
+    "--n",
+    "n",
+    required=True,
+    type=click.IntRange(1),
+    help="Samples, all splits (at most 10,000,000).",
+)
 @click.option(
     "--out",
     required=True,
@@ -54,7 +60,8 @@ from occlusion_synth.commands.options import (
     metavar="TRAIN,VAL,TEST",
     help="Split fractions, e.g. 0.8,0.1,0.1: whole source images go to a split by a hash of "
     "their name. Given, they override CelebA's official partition. Default: the partition "
-    "where the faces have one (CelebA, the demo faces), else 0.8,0.1,0.1.",
+    "where the faces have one (CelebA, the demo faces), else 0.8,0.1,0.1. Weights that do "
+    "not sum to 1 (8,1,1) are normalised, with a note.",
 )
 @max_outside_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted build in --out.")
