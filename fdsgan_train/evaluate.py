@@ -134,7 +134,7 @@ def score_synthetic(
     """Rows of metrics for every sample x method, and the figure's image rows.
 
     ``model`` has ``predict(inputs, masks) -> list[StagePredictions]`` (``infer.Deoccluder``);
-    ``learned``: a :class:`fdsgan_train.learned_metrics.LearnedMetrics` or None.
+    ``learned``: a :class:`fdsgan_train.metrics.LearnedMetrics` or None.
     """
     from tqdm import tqdm
 
@@ -394,7 +394,7 @@ def evaluate(
     """Run the whole evaluation and write metrics.csv, summary.md and comparison.png."""
     import pandas as pd
 
-    from .learned_metrics import LearnedMetrics
+    from .metrics import LearnedMetrics
 
     model = Deoccluder.from_checkpoint(checkpoint, device)
     samples = load_split(data, split, limit)

@@ -32,6 +32,7 @@ where the paper's TTUR comes from, uses it) puts spectral normalisation on every
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import torch
@@ -273,3 +274,40 @@ def _summary_children(net: nn.Module) -> list[tuple[str, nn.Module]]:
             + [(f"decoder.{i}", m) for i, m in enumerate(net.decoder)]
         )
     return [(f"net.{i}", m) for i, m in enumerate(net.net) if isinstance(m, nn.Conv2d)]
+
+
+class GeneratorEMA:
+    """Averaged copies of the generators (``models``: name -> module), updated in place.
+
+    ``train.ema`` = decay (0 = off; not in the paper). The effective decay ramps up as
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so a short run is not dominated by
+    the initial weights.
+    """
+
+    def __init__(self, models: dict[str, nn.Module], decay: float) -> None:
+        self.decay = decay
+        self.updates = 0
+        self.models = {k: copy.deepcopy(m).eval().requires_grad_(False) for k, m in models.items()}
+
+    def current_decay(self) -> float:
+        return min(self.decay, (1 + self.updates) / (10 + self.updates))
+
+    @torch.no_grad()
+    def update(self, models: dict[str, nn.Module]) -> None:
+        d = self.current_decay()
+        for k, avg in self.models.items():
+            src = models[k]
+            ema_p = [p for p in avg.parameters()]
+            raw_p = [p.detach() for p in src.parameters()]
+            torch._foreach_lerp_(ema_p, raw_p, 1 - d)
+            for b_avg, b_src in zip(avg.buffers(), src.buffers(), strict=True):
+                b_avg.copy_(b_src)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"updates": self.updates} | {k: m.state_dict() for k, m in self.models.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        for k, m in self.models.items():
+            m.load_state_dict(state[k])

@@ -3,10 +3,22 @@
 :meth:`Schedule.due` is a pure function of the step count: the loop asks it once per step and
 acts on the answer, so the periodic actions (log, sample grid, checkpoint, validation, stop)
 and the host syncs they need happen only on the steps that need them.
+
+The learning-rate schedule is a pure function of the step too (not in the paper):
+
+* :func:`lr_factor`: ``optim.warmup_steps`` of linear warm-up (step ``s`` of the warm-up runs
+  at ``(s + 1) / warmup`` of the rate), then ``optim.decay`` (``none`` | ``cosine`` |
+  ``linear``) from 1 down to ``optim.min_lr_ratio`` at the last step. The paper preset:
+  no warm-up, no decay (constant rates).
+* :func:`batch_scale`: ``optim.lr_scaling`` multiplies both rates by
+  ``(global batch / optim.reference_batch) ** p``, ``p`` = 1 (``linear``, Goyal et al.) or
+  1/2 (``sqrt``, the usual rule for Adam); ``none`` (the paper preset) keeps them as given.
+  ``optim.lr_g`` / ``optim.lr_d`` are the rates at ``reference_batch``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,3 +88,26 @@ class Schedule:
             epoch_end=epoch_end,
             stop=stop,
         )
+
+
+def lr_factor(step: int, total: int, warmup: int, decay: str, min_ratio: float) -> float:
+    """Multiplier of the base rates for (0-based) ``step`` of a ``total``-step run."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if decay == "none":
+        return 1.0
+    span = max(total - warmup - 1, 1)
+    progress = min(max((step - warmup) / span, 0.0), 1.0)
+    if decay == "cosine":
+        shape = 0.5 * (1 + math.cos(math.pi * progress))
+    elif decay == "linear":
+        shape = 1 - progress
+    else:
+        raise ValueError(f"unknown decay '{decay}'")
+    return min_ratio + (1 - min_ratio) * shape
+
+
+def batch_scale(optim: dict[str, Any], global_batch: int) -> float:
+    """Factor ``optim.lr_scaling`` applies to both base rates for ``global_batch``."""
+    ratio = global_batch / optim["reference_batch"]
+    return {"none": 1.0, "linear": ratio, "sqrt": math.sqrt(ratio)}[optim["lr_scaling"]]

@@ -15,9 +15,10 @@ validation scores the composite (prediction inside the mask, input outside).
 Options outside the paper (all off in the ``paper`` preset; the ``fast`` preset turns them on):
 ``model.composite`` (the generators output the composite themselves, so the losses and the
 discriminators see it), ``loss.hole_weight``, ``model.d_spectral_norm``, ``data.augment``
-(:mod:`fdsgan_train.augment`), warm-up/decay and batch scaling of the rates and an EMA of the
-generators (:mod:`fdsgan_train.optim`). With ``train.ema`` the EMA generators are the ones
-validated, saved as ``ema`` in the checkpoint and preferred by ``load_generators``.
+(:func:`fdsgan_train.data.augment_batch`), warm-up/decay and batch scaling of the rates
+(:func:`fdsgan_train.tick.lr_factor`) and an EMA of the generators
+(:class:`fdsgan_train.models.GeneratorEMA`). With ``train.ema`` the EMA generators are the
+ones validated, saved as ``ema`` in the checkpoint and preferred by ``load_generators``.
 """
 
 from __future__ import annotations
@@ -32,10 +33,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from fdsgan_train import augment as aug_io
 from fdsgan_train import checkpoint as ckpt_io
 from fdsgan_train.config import save_config
-from fdsgan_train.data import eval_loader, shard_paths, train_loader
+from fdsgan_train.data import augment_batch, augment_enabled, eval_loader, shard_paths, train_loader
 from fdsgan_train.distributed import (
     Dist,
     all_reduce_min,
@@ -54,10 +54,9 @@ from fdsgan_train.losses import (
     ssim,
     ssim_loss,
 )
-from fdsgan_train.models import build_models
-from fdsgan_train.optim import GeneratorEMA, batch_scale, lr_factor
+from fdsgan_train.models import GeneratorEMA, build_models
 from fdsgan_train.preflight import check_shards
-from fdsgan_train.tick import Schedule
+from fdsgan_train.tick import Schedule, batch_scale, lr_factor
 from occlusion_synth.errors import UserError
 
 NETS = ckpt_io.NETS
@@ -214,9 +213,9 @@ class Trainer:
         fmt, dev = self.memory_format, self.device
         batch = {k: batch[k].to(dev, non_blocking=True) for k in ("input", "mask", "target")}
         aug = self.cfg["data"]["augment"]
-        if aug_io.enabled(aug):
+        if augment_enabled(aug):
             self.aug_gen.manual_seed(hash((self.cfg["seed"], index or 0, self.dist.rank)) % 2**63)
-            batch = aug_io.augment(batch, aug, self.aug_gen)
+            batch = augment_batch(batch, aug, self.aug_gen)
         inp, mask, target = (
             batch[k].contiguous(memory_format=fmt) for k in ("input", "mask", "target")
         )

@@ -13,13 +13,12 @@ import torch
 import yaml
 from test_train import MICRO, _train
 
-from fdsgan_train import augment as A
+from fdsgan_train import data as A
 from fdsgan_train.checkpoint import load_checkpoint, load_generators
 from fdsgan_train.config import ADDED_KEYS, load_config, validate
 from fdsgan_train.losses import l1_loss, pixel_weights, ssim_loss
-from fdsgan_train.models import Generator, PatchDiscriminator
-from fdsgan_train.optim import GeneratorEMA, batch_scale, lr_factor
-from fdsgan_train.tick import Schedule
+from fdsgan_train.models import Generator, GeneratorEMA, PatchDiscriminator
+from fdsgan_train.tick import Schedule, batch_scale, lr_factor
 from fdsgan_train.toy_data import write_toy_shards
 from fdsgan_train.train import Trainer, composite
 
@@ -118,8 +117,8 @@ def test_augmentation_is_a_function_of_its_generator_seed():
     inp, mask, target = _hole(8)
     cfg = {"hflip": True, "mask_dilate": 3, "mask_erode": 2}
     batch = {"input": inp, "mask": mask, "target": target}
-    a = A.augment(batch, cfg, torch.Generator().manual_seed(7))
-    b = A.augment(batch, cfg, torch.Generator().manual_seed(7))
+    a = A.augment_batch(batch, cfg, torch.Generator().manual_seed(7))
+    b = A.augment_batch(batch, cfg, torch.Generator().manual_seed(7))
     assert all(torch.equal(a[k], b[k]) for k in a)
     areas = {int(m.sum()) for m in a["mask"]}
     assert len(areas) > 1  # radii differ between samples

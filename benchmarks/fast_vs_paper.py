@@ -1,0 +1,173 @@
+"""`fast` vs `paper` on a CPU: masked-region PSNR on val per training step, and Telea's level.
+
+Reproduces docs/fast_vs_paper_cpu.png. With ``--train`` it first builds the data and trains
+both presets (same data, same seed; ``--vgg-random-weights`` because no ImageNet VGG-19 can be
+downloaded on the development machines, so the perceptual term is a random-feature distance
+for both runs); without it, it scores the runs already in ``--runs``.
+
+    python benchmarks/fast_vs_paper.py --train          # build + train both + score + plot
+    python benchmarks/fast_vs_paper.py                  # score existing runs, plot
+
+Every kept checkpoint (``ckpt-*.pt``, written every 25 steps) and ``last.pt`` is scored the
+same way: ``fdsgan-eval``'s path (``Deoccluder``, uint8 results, Stage II composited inside
+the mask) and ``metrics.masked_psnr`` per sample, averaged over the val split. EMA weights are
+used when the checkpoint holds them (``fast``). Scores are cached in ``--runs/scores.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BUILD = [
+    "occsynth", "build", "--faces", "{faces}", "--n", "1200", "--out", "{data}",
+    "--split", "0.8,0.1,0.1", "--landmarks", "celeba", "--workers", "2",
+]  # fmt: skip
+#: ``paper`` at batch 2 (its batch of 10 costs ~70 s a step on 2 CPU cores); ``fast`` as is.
+TRAIN = {
+    "paper": ["--config", "paper", "--batch-size", "2", "--workers", "0"],
+    "fast": ["--config", "fast"],
+}
+COMMON = [
+    "--vgg-random-weights", "--device", "cpu", "--max-steps", "{steps}",
+    "--set", "train.checkpoint_every=25", "--set", "train.keep_every=25",
+    "--set", "train.val_every_epoch=false",
+]  # fmt: skip
+
+
+def run_training(args) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads))
+    fill = {"faces": args.faces, "data": args.data, "steps": str(args.steps)}
+    if not (Path(args.data) / "dataset.json").exists():
+        subprocess.run([a.format(**fill) for a in BUILD], check=True, env=env)
+    for name in args.presets:
+        cmd = ["fdsgan-train", "--data", str(args.data), "--run-dir", str(args.runs / name)]
+        cmd += TRAIN[name] + [a.format(**fill) for a in COMMON]
+        subprocess.run(cmd, check=True, env=env)
+
+
+def checkpoints(run: Path) -> list[tuple[int, Path]]:
+    import torch
+
+    out = {}
+    for path in sorted((run / "checkpoints").glob("ckpt-*.pt")):
+        out[int(path.stem.split("-")[1])] = path
+    last = run / "checkpoints" / "last.pt"
+    if last.exists():
+        step = int(torch.load(last, map_location="cpu", weights_only=True)["step"])
+        out.setdefault(step, last)
+    return sorted(out.items())
+
+
+def masked_psnr_of(samples, predict) -> float:
+    import numpy as np
+
+    from fdsgan_train import metrics as M
+
+    values = []
+    for i in range(0, len(samples), 8):
+        batch = samples[i : i + 8]
+        for s, result in zip(batch, predict(batch), strict=True):
+            values.append(M.masked_psnr(result, s.target, s.mask))
+    arr = np.asarray(values, dtype=np.float64)
+    return float(arr[np.isfinite(arr)].mean())
+
+
+def score(args) -> dict:
+    from fdsgan_train.baselines import composite, telea
+    from fdsgan_train.evaluate import load_split
+    from fdsgan_train.infer import Deoccluder
+
+    cache_path = args.runs / "scores.json"
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
+    samples = load_split(Path(args.data), args.split)
+    if "telea" not in cache:
+        cache["telea"] = masked_psnr_of(
+            samples, lambda b: [telea(s.input, s.mask, None) for s in b]
+        )
+        cache["input"] = masked_psnr_of(samples, lambda b: [s.input.copy() for s in b])
+        cache["coverage"] = sum(s.coverage for s in samples) / len(samples)
+        cache["n"] = len(samples)
+    for name in args.presets:
+        curve = cache.setdefault(name, {})
+        for step, path in checkpoints(args.runs / name):
+            if str(step) in curve:
+                continue
+            model = Deoccluder.from_checkpoint(path, "cpu")
+
+            def predict(batch, model=model):
+                preds = model.predict([s.input for s in batch], [s.mask for s in batch])
+                return [
+                    composite(p.stage2, s.input, s.mask) for s, p in zip(batch, preds, strict=True)
+                ]
+
+            curve[str(step)] = masked_psnr_of(samples, predict)
+            print(f"{name} step {step}: masked PSNR {curve[str(step)]:.3f} dB", flush=True)
+            cache_path.write_text(json.dumps(cache, indent=1))
+    cache_path.write_text(json.dumps(cache, indent=1))
+    return cache
+
+
+def plot(cache: dict, out: Path, presets: list[str], split: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    styles = {"fast": ("tab:blue", "o"), "paper": ("tab:orange", "s")}
+    for name in presets:
+        pts = sorted((int(k), v) for k, v in cache.get(name, {}).items())
+        if pts:
+            color, marker = styles.get(name, ("k", "x"))
+            ax.plot(
+                *zip(*pts, strict=True),
+                marker=marker,
+                color=color,
+                label=f"{name} (Stage II, composited)",
+            )
+    ax.axhline(
+        cache["telea"], color="tab:green", ls="--", label=f"OpenCV Telea ({cache['telea']:.2f} dB)"
+    )
+    ax.axhline(
+        cache["input"], color="grey", ls=":", label=f"input, unchanged ({cache['input']:.2f} dB)"
+    )
+    ax.set_xlabel("training step")
+    ax.set_ylabel("masked-region PSNR on val (dB)")
+    ax.set_title(
+        f"CPU, celeba_small build: {cache['n']} {split} samples, "
+        f"mean coverage {100 * cache['coverage']:.1f} %",
+        fontsize=9,
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--faces", default="../shared/data/celeba_small")
+    p.add_argument("--data", type=Path, default=Path("/tmp/cs_build"))
+    p.add_argument("--runs", type=Path, default=Path("/tmp/acc"))
+    p.add_argument("--split", default="val")
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--threads", type=int, default=1, help="OMP threads per training run")
+    p.add_argument("--presets", nargs="+", default=["fast", "paper"])
+    p.add_argument("--out", type=Path, default=Path("docs/fast_vs_paper_cpu.png"))
+    p.add_argument("--train", action="store_true", help="build the data and train both first")
+    args = p.parse_args()
+    if args.train:
+        run_training(args)
+    cache = score(args)
+    plot(cache, args.out, args.presets, args.split)
+    print(json.dumps({k: v for k, v in cache.items()}, indent=1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
