@@ -1,4 +1,5 @@
-"""``occsynth occluders``: every asset of the occluder library on one labelled sheet."""
+"""``occsynth occluders``: every asset of the occluder library on one labelled sheet, and
+``occsynth occluders harvest``: real occluders cut from photos into a library folder."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import click
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from occlusion_synth.cli_support import Command
-from occlusion_synth.commands.options import file_option
+from occlusion_synth.cli_support import Command, Group
+from occlusion_synth.commands.options import file_option, provider_option
 
 TILE = 150
 LABEL_H = 26
@@ -57,7 +58,7 @@ def render_sheet(library) -> Image.Image:
     return sheet
 
 
-@click.command(cls=Command)
+@click.group(cls=Group, invoke_without_command=True)
 @file_option(
     "--out",
     default=Path("occluders.png"),
@@ -71,12 +72,16 @@ def render_sheet(library) -> Image.Image:
     type=click.Path(file_okay=False, path_type=Path),
     help="Extra folder of user occluders (<category>/<name>.png + .json); repeatable.",
 )
-def occluders(out: Path, occluders_dir: tuple[Path, ...]) -> None:
+@click.pass_context
+def occluders(ctx: click.Context, out: Path, occluders_dir: tuple[Path, ...]) -> None:
     """Draw every occluder of the library on one labelled sheet.
 
     One row per category; transparency shows as a checkerboard. User occluders given with
-    --occluders-dir are validated and drawn with the built-in ones.
+    --occluders-dir are validated and drawn with the built-in ones. `occsynth occluders
+    harvest` cuts real occluders from your own photos into such a folder.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     from ..occluders.library import OccluderLibrary
 
     lib = OccluderLibrary.load(list(occluders_dir))
@@ -85,3 +90,94 @@ def occluders(out: Path, occluders_dir: tuple[Path, ...]) -> None:
     sheet.save(out, format="PNG", optimize=True)
     n = len(lib.occluders)
     click.echo(f"wrote {out}: {n} occluders in {len(lib.categories)} categories")
+
+
+@occluders.command(cls=Command)
+@click.option(
+    "--from",
+    "sources",
+    required=True,
+    multiple=True,
+    type=click.Path(path_type=Path),
+    help="A folder (or one file) of sources: NAME.jpg + NAME.mask.png (beside it or in "
+    "masks/), RGBA cut-outs (.png with transparency), or with --coco the images; repeatable.",
+)
+@click.option(
+    "--category",
+    required=True,
+    help="What the objects are: medical_mask, sunglasses, hand, cup, ... or a new name.",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Library folder to write <category>/<name>.png + .json into (use with "
+    "--occluders-dir); rejected sources are listed in its rejects.csv.",
+)
+@click.option("--licence", default="", help="Licence of the sources, kept in each sidecar.")
+@click.option(
+    "--coco",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="COCO instance annotations (JSON; polygons or RLE); needs pycocotools.",
+)
+@click.option(
+    "--coco-category",
+    "coco_categories",
+    multiple=True,
+    help="COCO category name(s) to take from --coco; repeatable or comma-separated.",
+)
+@click.option("--match", metavar="GLOB", help="Only files whose name matches, e.g. 'crop_0*'.")
+@provider_option("--landmarks", help="Landmarks used to align face photos.")
+@click.option(
+    "--matting",
+    type=click.Choice(["auto", "pymatting", "guided"]),
+    default="auto",
+    show_default=True,
+    help="Soft matte at the mask edge: pymatting's closed-form matting (when installed) or "
+    "an OpenCV guided filter.",
+)
+def harvest(
+    sources: tuple[Path, ...],
+    category: str,
+    out: Path,
+    licence: str,
+    coco: Path | None,
+    coco_categories: tuple[str, ...],
+    match: str | None,
+    landmarks: str,
+    matting: str,
+) -> None:
+    """Cut real occluders from photos into a library folder.
+
+    Face-worn objects (masks, scarves, eyewear) are cut from face photos aligned to the
+    256x256 frame and keep that face's landmarks as anchors, so they are warped onto other
+    faces like the drawn ones; props (hands, cups, phones, microphones) get a target and
+    an entry edge. Edges get a soft matte with clean colours. Sources that cannot be used
+    are listed, one line each, and written to OUT/rejects.csv.
+
+    \b
+    occsynth occluders harvest --from photos/ --category medical_mask --out my_occluders
+    occsynth build --faces demo --n 64 --out data --occluders-dir my_occluders
+    """
+    from ..errors import UserError
+    from ..occluders.harvest import harvest as run
+
+    names = [n.strip() for c in coco_categories for n in c.split(",") if n.strip()]
+    report = run(
+        list(sources),
+        category,
+        out,
+        licence=licence,
+        coco=coco,
+        coco_categories=names,
+        landmarks=landmarks,
+        matting_method=matting,
+        match=match,
+        report=lambda line: click.echo(line, err=True),
+    )
+    n, k = len(report.assets), len(report.rejects)
+    where = f" (see {report.rejects_csv})" if report.rejects_csv and k else ""
+    if n == 0:
+        raise UserError(f"nothing harvested: {k} source(s) rejected{where}")
+    click.echo(f"harvested {n} {category} occluder(s) into {out / category}; {k} rejected{where}")

@@ -20,6 +20,8 @@ Sidecar schema (``<name>.json`` beside ``<name>.png``; users may add their own f
       "material": {"gloss": 0..1, "contact": {"description": "...",
                    "points": [[x, y, radius], ...], "edge_px": 0}},
       "provenance": "where the asset came from",
+      "harvest": {"source": "photo.jpg", ...}, # optional: an occluder cut from a photo
+                                           # (``schema.Harvest``; ``occluders.harvest``)
       "slot": "eyes",                      # optional, a category that is not built in: the
       "depth": 2,                          # face slot it occupies (default: its own), its
       "skin_tint": false                   # depth order (default: its slot's, else 3) and
@@ -49,7 +51,7 @@ from PIL import Image
 
 from ..categories import CategoryTraits, default_traits
 from ..errors import UserError
-from .schema import Anchors, Material, Placement, parse_sidecar
+from .schema import Anchors, Harvest, Material, Placement, parse_sidecar
 
 REPO_ASSETS = Path(__file__).resolve().parents[2] / "assets" / "occluders"
 
@@ -67,6 +69,7 @@ class Occluder:
     traits: CategoryTraits
     provenance: str = ""
     path: Path | None = None
+    harvest: Harvest | None = None  # set for occluders cut from photos (``harvest.py``)
     cache: dict[str, Any] = field(default_factory=dict, repr=False)  # placement's precomputed
 
 
@@ -95,6 +98,7 @@ def load_occluder(png: Path) -> Occluder:
         traits=sc.traits,
         provenance=sc.provenance,
         path=png,
+        harvest=sc.harvest,
     )
 
 

@@ -84,6 +84,29 @@ class Material:
 
 
 @dataclass(frozen=True)
+class Harvest:
+    """Where a harvested occluder came from (``occsynth occluders harvest``).
+
+    ``source``: the file it was cut from; ``licence``: the user's licence text;
+    ``auto_masked``: whether its mask was made by a program rather than by hand; ``kind``:
+    ``face_photo``, ``cutout`` or ``coco``; ``face_lab``: Lab mean and std of the source
+    face's skin (``harmonise.SkinRef``), None without a face; ``grip``: where a hand holds
+    a prop (asset pixels) or None; ``quality``: measurements of the cut (JSON values).
+    """
+
+    source: str
+    licence: str = ""
+    auto_masked: bool = False
+    kind: str = "face_photo"
+    face_lab: tuple[tuple[float, float, float], tuple[float, float, float]] | None = None
+    grip: tuple[float, float] | None = None
+    quality: dict[str, Any] = field(default_factory=dict)
+
+
+HARVEST_KINDS = ("face_photo", "cutout", "coco")
+
+
+@dataclass(frozen=True)
 class Sidecar:
     """Every field of one sidecar, validated."""
 
@@ -94,6 +117,7 @@ class Sidecar:
     material: Material
     traits: CategoryTraits
     provenance: str = ""
+    harvest: Harvest | None = None
 
 
 def _fail(path: Path, msg: str) -> UserError:
@@ -256,6 +280,56 @@ def _traits(path: Path, meta: dict[str, Any]) -> CategoryTraits:
     return traits
 
 
+def _triple(v: Any) -> bool:
+    return isinstance(v, list) and len(v) == 3 and all(_number(c) for c in v)
+
+
+def _harvest(path: Path, spec: Any) -> Harvest | None:
+    """The optional ``harvest`` block of a harvested occluder's sidecar."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise _fail(path, "harvest must be an object")
+    source = spec.get("source")
+    if not isinstance(source, str) or not source:
+        raise _fail(path, "harvest.source must name the file the occluder was cut from")
+    licence = spec.get("licence", "")
+    if not isinstance(licence, str):
+        raise _fail(path, "harvest.licence must be a string")
+    auto = spec.get("auto_masked", False)
+    if not isinstance(auto, bool):
+        raise _fail(path, "harvest.auto_masked must be true or false")
+    kind = spec.get("kind", "face_photo")
+    if kind not in HARVEST_KINDS:
+        raise _fail(path, f"harvest.kind must be one of {', '.join(HARVEST_KINDS)}")
+    lab = spec.get("face_lab")
+    face_lab = None
+    if lab is not None:
+        if not (isinstance(lab, dict) and _triple(lab.get("mean")) and _triple(lab.get("std"))):
+            raise _fail(path, "harvest.face_lab must be {mean: [L, a, b], std: [L, a, b]}")
+        face_lab = (
+            tuple(float(v) for v in lab["mean"]),
+            tuple(float(v) for v in lab["std"]),
+        )
+    grip = spec.get("grip")
+    if grip is not None:
+        if not (isinstance(grip, list) and len(grip) == 2 and all(_number(v) for v in grip)):
+            raise _fail(path, "harvest.grip must be [x, y] in pixels or null")
+        grip = (float(grip[0]), float(grip[1]))
+    quality = spec.get("quality", {})
+    if not isinstance(quality, dict):
+        raise _fail(path, "harvest.quality must be an object")
+    return Harvest(
+        source=source,
+        licence=licence,
+        auto_masked=auto,
+        kind=kind,
+        face_lab=face_lab,  # type: ignore[arg-type]
+        grip=grip,
+        quality=quality,
+    )
+
+
 def parse_sidecar(meta: Any, path: Path, size: tuple[int, int] | None = None) -> Sidecar:
     """Validate a decoded sidecar (``size``: the image's width, height) into a ``Sidecar``."""
     if not isinstance(meta, dict):
@@ -275,4 +349,5 @@ def parse_sidecar(meta: Any, path: Path, size: tuple[int, int] | None = None) ->
         material=_material(path, meta["material"]),
         traits=traits,
         provenance=str(meta.get("provenance", "")),
+        harvest=_harvest(path, meta.get("harvest")),
     )
