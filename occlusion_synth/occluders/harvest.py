@@ -638,6 +638,7 @@ def _estimated_anchors(alpha: np.ndarray, category: str, kind: str, edge: str | 
         # bottom, jaw points at the sides
         m = MEAN_SHAPE
         from .masks import MASK_ANCHORS as names
+
         mx0, mx1 = m["jaw_left"][0] - 12.0, m["jaw_right"][0] + 12.0
         my0, my1 = m["nose_bridge"][1] - 4.0, m["chin"][1] + 6.0
         sx = (xs.max() - xs.min() + 1) / (mx1 - mx0)
@@ -772,7 +773,7 @@ def harvest_item(item: Item, opts: Options) -> Asset:
 
 #: Margins (fractions of the longer side) of the grey border tried around a photo whose face
 #: was not found: the face detector misses faces cropped tightly (a face filling the photo).
-DETECT_PADS = (0.25, 0.5)
+DETECT_PADS = (0.125, 0.25, 0.375, 0.5)
 
 
 def _padded_detection(rgb: np.ndarray):
