@@ -6,7 +6,11 @@ cached, as in a build. Prints per-category and overall median / mean millisecond
 share spent in ``compose.composite``. Times are the thread's CPU time (``time.thread_time``),
 so other processes sharing the machine do not inflate them.
 
-    python benchmarks/compose.py [--faces demo] [--per-category 60]
+    python benchmarks/compose.py [--faces demo] [--per-category 60] [--occluders-dir DIR]
+
+With ``--occluders-dir`` (a folder made by ``occsynth occluders harvest``) it also times the
+harvested occluders of each category against the drawn ones of the same category, the
+harvested ones including ``harmonise`` (the colour transfer the compositor is to call).
 """
 
 from __future__ import annotations
@@ -22,11 +26,81 @@ import time  # noqa: E402
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
-from occlusion_synth import compose, sample  # noqa: E402
+from occlusion_synth import compose, placement, sample  # noqa: E402
 from occlusion_synth.faces import discover_faces, load_aligned  # noqa: E402
 from occlusion_synth.imageio import Reject  # noqa: E402
+from occlusion_synth.occluders.harmonise import (  # noqa: E402
+    DEFAULT_STRENGTH,
+    SkinRef,
+    harmonise_layer,
+    skin_ref,
+)
 from occlusion_synth.occluders.library import OccluderLibrary  # noqa: E402
 from occlusion_synth.placement import place  # noqa: E402
+
+
+def _time_samples(faces, library, cat: str, n: int) -> list[float]:
+    opts = sample.SampleOptions(category_weights={cat: 1.0})
+    times = []
+    for i in range(n):
+        face = faces[i % len(faces)]
+        rng = np.random.default_rng([1, i])
+        t = time.thread_time()
+        sample.make_sample(face, library, rng, opts)
+        times.append((time.thread_time() - t) * 1e3)
+    return times
+
+
+def compare_harvested(faces, folder: str, n: int) -> None:
+    """Median ms/sample of harvested vs drawn occluders, category by category."""
+    everything = OccluderLibrary.load([folder])
+    real = [o for o in everything.occluders if o.harvest is not None]
+    if not real:
+        print(f"{folder}: no harvested occluders")
+        return
+    cats = sorted({o.category for o in real})
+    drawn = [o for o in everything.occluders if o.harvest is None and o.category in cats]
+    refs = {id(f.landmarks): skin_ref(f.image, f.landmarks) for f in faces}
+    real_place = placement.place
+
+    def harmonised_place(occ, landmarks, rng):  # what the compositor is to do
+        layer = real_place(occ, landmarks, rng)
+        if occ.harvest is not None:
+            src = SkinRef(*occ.harvest.face_lab) if occ.harvest.face_lab else None
+            harmonise_layer(layer, refs[id(landmarks)], src, DEFAULT_STRENGTH)
+        return layer
+
+    placement.place = harmonised_place
+    try:
+        libs = {"harvested": OccluderLibrary(real), "drawn": OccluderLibrary(drawn)}
+        for lib in libs.values():  # warm-up: per-asset caches
+            for occ in lib.occluders:
+                placement.place(occ, faces[0].landmarks, np.random.default_rng(0))
+        print(f"\nharvested ({folder}) vs drawn, median ms/sample, {n} samples each")
+        print(f"{'category':<14} {'harvested':>10} {'drawn':>9} {'difference':>11}")
+        diffs = []
+        for cat in cats:
+            h = float(np.median(_time_samples(faces, libs["harvested"], cat, n)))
+            have_drawn = any(o.category == cat for o in drawn)
+            d = (
+                float(np.median(_time_samples(faces, libs["drawn"], cat, n)))
+                if have_drawn
+                else None
+            )
+            diff = None if d is None else h - d
+            if diff is not None:
+                diffs.append(diff)
+            ds = "-" if d is None else f"{d:.2f}"
+            fs = "-" if diff is None else f"{diff:+.2f}"
+            print(f"{cat:<14} {h:>10.2f} {ds:>9} {fs:>11}")
+        if diffs:
+            worst = max(diffs)
+            verdict = "OK" if worst <= 5 else "OVER"
+            print(
+                f"target: harvested within 5 ms/sample of drawn -> {verdict} (worst {worst:+.2f})"
+            )
+    finally:
+        placement.place = real_place
 
 
 def main() -> None:
@@ -35,6 +109,7 @@ def main() -> None:
     ap.add_argument("--max-faces", type=int, default=8)
     ap.add_argument("--per-category", type=int, default=60)
     ap.add_argument("--landmarks", default="auto")
+    ap.add_argument("--occluders-dir", help="also time these harvested occluders vs drawn ones")
     args = ap.parse_args()
     cv2.setNumThreads(1)
 
@@ -94,6 +169,8 @@ def main() -> None:
         f"{'overall':<14} {np.median(every):>10.2f} {np.mean(every):>9.2f} {np.median(allc):>13.2f}"
     )
     print(f"target: <= 5 ms per sample -> {'OK' if np.median(every) <= 5 else 'OVER'} (median)")
+    if args.occluders_dir:
+        compare_harvested(faces, args.occluders_dir, args.per_category)
 
 
 if __name__ == "__main__":
