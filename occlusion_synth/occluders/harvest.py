@@ -71,6 +71,12 @@ CUTOUT_MAX_SIDE = 512
 #: ``face_warp`` anchors: the landmarks within this many inter-ocular distances of the object.
 NEAR_IOD = 0.35
 MIN_WARP_ANCHORS = 4
+#: Object pixels in the 2-px band along the photo's edge, in inter-ocular distances: a
+#: face-worn object cut by the edge over ``CUT_IOD`` is incomplete and refused (a straight cut
+#: across a mask gives a sample away); a held object cut over ``EXTEND_IOD`` continues to the
+#: image edge (an arm), below it it does not (replicating a fingertip draws a streak).
+CUT_IOD = 1.5
+EXTEND_IOD = 0.3
 #: Straight directions from an object to each image edge (for finding its entry edge).
 EDGE_AXES = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 #: Props that a hand holds: they get a grip point.
@@ -422,10 +428,17 @@ def _cut_from_face(item: Item, rgb: np.ndarray, mask: np.ndarray, opts: Options,
     material: dict[str, Any]
     grip = None
     extend = False
+    valid = inside.astype(np.uint8)
+    edge, touching = _entry_edge(alpha, valid)
+    if kind != "held" and touching >= CUT_IOD * iod:
+        raise Reject(
+            f"the occluder runs out of the photo at its {edge} edge ({touching} px): incomplete"
+        )
     if kind == "held":
-        valid = inside.astype(np.uint8)
-        edge, touching = _entry_edge(alpha, valid)
-        extend = edge is not None
+        # an arm cut by the photo's edge continues to the image edge; a fingertip touching
+        # it does not (replicating a narrow border row draws a streak)
+        extend = touching >= EXTEND_IOD * iod
+        edge = edge if extend else None
         anchors_full, placement, material, _ = _held_from_face(alpha, lm, opts.category, edge)
     else:
         anchors_full, placement, material = _worn_anchors(alpha, lm, kind)
@@ -449,6 +462,7 @@ def _cut_from_face(item: Item, rgb: np.ndarray, mask: np.ndarray, opts: Options,
             "frame_coverage": round(float(alpha.sum()) / (S * S), 4),
             "frame_scale": round(scale, 4),
             "outside_photo": round(outside, 4),
+            "cut_by_photo_edge_px": int(touching),
             "landmarks": lm.provider,
             "anchors_estimated": False,
         }
