@@ -76,7 +76,7 @@ MIN_WARP_ANCHORS = 4
 #: across a mask gives a sample away); a held object cut over ``EXTEND_IOD`` continues to the
 #: image edge (an arm), below it it does not (replicating a fingertip draws a streak).
 CUT_IOD = 1.5
-EXTEND_IOD = 0.3
+EXTEND_IOD = 1.0
 #: Straight directions from an object to each image edge (for finding its entry edge).
 EDGE_AXES = {"top": (0.0, -1.0), "bottom": (0.0, 1.0), "left": (-1.0, 0.0), "right": (1.0, 0.0)}
 #: Props that a hand holds: they get a grip point.
