@@ -21,9 +21,13 @@ the face, inside the layer's bounding box only:
 The float result is quantised once; then the changed region is "re-shot" like the face was
 (``_reshoot``): resampled through the source photo's resolution and, for a JPEG source,
 JPEG-encoded at the source's quality there; only the changed pixels are taken from it.
-Finally **the mask is derived, not predicted**: ``mask == 255`` exactly where the returned
-input differs from the target in any channel, so the invariant (outside the mask
-input == target, bit for bit; every changed pixel is masked) holds by construction.
+Where the frame reaches past the source photo (``OutsideFill``), that part is then refilled
+from the composited frame exactly as ``faces.warp_to_canonical`` filled the target's (the
+photo's edge repeated outwards, blurred, fading in), so an occluder never stays sharp over
+the smeared border. Finally **the mask is derived, not predicted**: ``mask == 255``
+exactly where the returned input differs from the target in any channel, so the invariant
+(outside the mask input == target, bit for bit; every changed pixel is masked) holds by
+construction.
 """
 
 from __future__ import annotations
@@ -362,6 +366,129 @@ def _reshoot(img: np.ndarray, changed: np.ndarray, quality: int | None, scale: f
     return out
 
 
+def _wide_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    """float32 Gaussian blur of a uint8 image by a large ``sigma``, computed at a quarter of
+    the resolution (area-down, blur, linear-up: 15x cheaper, and smooth anyway)."""
+    h, w = img.shape[:2]
+    f = 4 if min(h, w) >= 16 and sigma >= 4 else 1
+    if f == 1:
+        return cv2.GaussianBlur(img, (0, 0), sigma).astype(np.float32)
+    sw, sh = -(-w // f), -(-h // f)
+    small = cv2.resize(img.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    # the area average and the linear upsampling blur by about 0.4 f between them
+    small = cv2.GaussianBlur(small, (0, 0), np.sqrt(max(sigma**2 - (0.4 * f) ** 2, 1.0)) / f)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+@dataclass(frozen=True)
+class OutsideFill:
+    """Where the 256 frame lies beyond the source photo, and how that part was filled.
+
+    ``keep``: HxW float32, 1 inside the photo, fading (over ``faces.FILL_FADE``) to 0
+    beyond its edge; ``region``: HxW bool, the pixels not wholly inside the photo;
+    ``map_x``/``map_y``: for every frame pixel, the frame position of the nearest photo
+    pixel (the photo's edge repeated outwards); ``box``: the box of ``region``; ``blur``:
+    ``faces.FILL_BLUR``.
+    ``refill(img)`` is the fill of ``faces.warp_to_canonical`` computed from a frame
+    instead of the photo.
+    """
+
+    keep: np.ndarray
+    region: np.ndarray
+    map_x: np.ndarray
+    map_y: np.ndarray
+    box: Box
+    blur: float
+
+    @classmethod
+    def from_matrix(
+        cls, matrix: np.ndarray, photo_size: tuple[int, int], fade: float, blur: float
+    ) -> OutsideFill | None:
+        """The fill of a frame made from a ``photo_size`` (w, h) photo through ``matrix``
+        (2x3, source pixels -> frame, pixel centres); None when the frame is all photo."""
+        w, h = int(photo_size[0]), int(photo_size[1])
+        m = np.asarray(matrix, np.float64)[:2]
+        scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        if scale < 0.8:  # warp_to_canonical area-averaged the photo first: same geometry
+            nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+            rx, ry = nw / w, nh / h
+            pre = np.array([[rx, 0.0, 0.5 * rx - 0.5], [0.0, ry, 0.5 * ry - 0.5], [0, 0, 1.0]])
+            m = (np.vstack([m, [0.0, 0.0, 1.0]]) @ np.linalg.inv(pre))[:2]
+            w, h = nw, nh
+        size = 256
+        inv = cv2.invertAffineTransform(m)
+        gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
+        u = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+        v = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+        # bilinear coverage of a photo of ones with a zero border (as warp_to_canonical's)
+        inside = (
+            np.clip(u + 1.0, 0, 1) * np.clip(w - u, 0, 1) * np.clip(v + 1.0, 0, 1)
+            * np.clip(h - v, 0, 1)
+        ).astype(np.float32)  # fmt: skip
+        if float(inside.min()) >= 1.0:
+            return None
+        near = cv2.GaussianBlur(inside, (0, 0), fade)
+        keep = np.maximum(inside, np.clip(2.0 * near, 0.0, 1.0))
+        out = inside < 1.0
+        uc, vc = np.clip(u, 0.0, w - 1.0), np.clip(v, 0.0, h - 1.0)
+        map_x = (m[0, 0] * uc + m[0, 1] * vc + m[0, 2]).astype(np.float32)
+        map_y = (m[1, 0] * uc + m[1, 1] * vc + m[1, 2]).astype(np.float32)
+        box = mask_box(out.view(np.uint8), 0)
+        assert box is not None
+        return cls(keep=keep, region=out, map_x=map_x, map_y=map_y, box=box, blur=blur)
+
+    def refill(self, img: np.ndarray, box: Box | None = None) -> np.ndarray:
+        """float32: ``img`` with its out-of-photo part filled from its photo part, over
+        ``box`` (default: the whole frame; a box's outer ``_margin`` pixels are unreliable)."""
+        x0, y0, x1, y1 = box or Box(0, 0, img.shape[1], img.shape[0])
+        rep = cv2.remap(
+            img,
+            self.map_x[y0:y1, x0:x1],
+            self.map_y[y0:y1, x0:x1],
+            cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_REPLICATE,
+        )
+        blurred = _wide_blur(rep, self.blur)
+        k = self.keep[y0:y1, x0:x1]
+        k = cv2.merge([k, k, k])
+        return rep.astype(np.float32) * k + blurred * (1.0 - k)
+
+    @property
+    def _margin(self) -> int:
+        """Reach of the fill's blur (OpenCV's kernel radius is at most 4 sigma)."""
+        return int(np.ceil(4 * self.blur)) + 2
+
+    def apply(self, new: np.ndarray, target: np.ndarray, changed: Box) -> np.ndarray:
+        """``new`` (a composited frame) with its out-of-photo pixels refilled.
+
+        Done as the difference of two refills (of ``new`` and of ``target``) added to the
+        target, over only the out-of-photo pixels whose fill can draw on the ``changed``
+        box: every other pixel keeps the target's value bit for bit."""
+        r = self._margin + 2
+        x0, y0, x1, y1 = self.box
+        sx, sy = self.map_x[y0:y1, x0:x1], self.map_y[y0:y1, x0:x1]
+        hit = (
+            (sx > changed.x0 - r) & (sx < changed.x1 + r) & (sy > changed.y0 - r)
+            & (sy < changed.y1 + r) & self.region[y0:y1, x0:x1]
+        )  # fmt: skip
+        ob = mask_box(hit.view(np.uint8), 0)
+        if ob is None:
+            return new
+        ob = Box(ob.x0 + x0, ob.y0 + y0, ob.x1 + x0, ob.y1 + y0)
+        h, w = new.shape[:2]
+        m = self._margin
+        wb = Box(max(ob.x0 - m, 0), max(ob.y0 - m, 0), min(ob.x1 + m, w), min(ob.y1 + m, h))
+        delta = self.refill(new, wb) - self.refill(target, wb)
+        ix0, iy0 = ob.x0 - wb.x0, ob.y0 - wb.y0
+        delta = delta[iy0 : iy0 + ob.y1 - ob.y0, ix0 : ix0 + ob.x1 - ob.x0]
+        sel = hit[ob.y0 - y0 : ob.y1 - y0, ob.x0 - x0 : ob.x1 - x0]
+        val = target[ob.y0 : ob.y1, ob.x0 : ob.x1].astype(np.float32) + delta
+        val = np.rint(np.clip(val, 0.0, 255.0)).astype(np.uint8)
+        res = new.copy()
+        np.copyto(res[ob.y0 : ob.y1, ob.x0 : ob.x1], val, where=sel[..., None])
+        return res
+
+
 def _is_grey(img: np.ndarray) -> bool:
     """True when every pixel of an RGB image has three equal channels."""
     return bool((img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all())
@@ -374,6 +501,7 @@ def composite(
     jpeg_quality: int | None = None,
     stats: FaceStats | None = None,
     source_scale: float = 1.0,
+    outside: OutsideFill | None = None,
 ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """Composite ``layers`` (in order) onto ``target`` and return ``(input, mask, info)``.
 
@@ -383,6 +511,8 @@ def composite(
     precomputed ``realism.face_stats(target)``, to share across samples of one face.
     ``source_scale``: frame pixels per source pixel (``AlignedFace.matrix``'s scale); the
     changed region is resampled through the source resolution like the face was.
+    ``outside``: where the frame lies beyond the source photo (``OutsideFill``); that part
+    is refilled from the composited frame as the target's was.
     ``info`` is JSON-able: per-layer realism parameters and the face statistics used.
     """
     if target.dtype != np.uint8 or target.ndim != 3 or target.shape[2] != 3:
@@ -415,7 +545,15 @@ def composite(
             new = np.repeat(np.rint(new.mean(axis=2, keepdims=True)).astype(np.uint8), 3, 2)
             changed = _differs(new, old)
         out[y0:y1, x0:x1] = new
-        mask[y0:y1, x0:x1] = changed * np.uint8(255)
+        if outside is not None and changed.any():
+            cb = mask_box(changed, 0)
+            assert cb is not None
+            out = outside.apply(out, target, Box(cb.x0 + x0, cb.y0 + y0, cb.x1 + x0, cb.y1 + y0))
+            if _is_grey(target):
+                out = np.repeat(np.rint(out.mean(axis=2, keepdims=True)).astype(np.uint8), 3, 2)
+            mask = _differs(out, target) * np.uint8(255)
+        else:
+            mask[y0:y1, x0:x1] = changed * np.uint8(255)
 
     info = {
         "layers": infos,
@@ -431,4 +569,4 @@ def composite(
     return out, mask, info
 
 
-__all__ = ["composite"]
+__all__ = ["OutsideFill", "composite"]

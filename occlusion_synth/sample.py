@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from occlusion_synth.compose import composite
+from occlusion_synth.compose import OutsideFill, composite
 from occlusion_synth.layers import Layer
 from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
 from occlusion_synth.shards import Sample, jsonable, mask_coverage
@@ -106,6 +106,53 @@ def cached_face_stats(face: AlignedFace) -> FaceStats:
     else:
         _STATS_CACHE.move_to_end(key)
     return stats
+
+
+_FILL_CACHE: OrderedDict[tuple[str, int], OutsideFill | None] = OrderedDict()
+
+
+def photo_size(face: AlignedFace) -> tuple[int, int] | None:
+    """(width, height) of the upright source photo of ``face``, or None when unknown.
+
+    Taken from ``face.photo_size`` when the face carries it, else from the file's header
+    (EXIF orientation applied, as ``imageio.read_rgb`` does)."""
+    size = getattr(face, "photo_size", None)
+    if size is not None:
+        return int(size[0]), int(size[1])
+    path = getattr(face.source, "path", None)
+    if path is None:
+        return None
+    try:
+        from PIL import Image
+
+        with Image.open(path) as im:
+            w, h = im.size
+            if im.getexif().get(0x0112, 1) in (5, 6, 7, 8):
+                w, h = h, w
+    except (OSError, ValueError, SyntaxError):
+        return None
+    return int(w), int(h)
+
+
+def outside_fill(face: AlignedFace) -> OutsideFill | None:
+    """The out-of-photo part of ``face``'s frame (``compose.OutsideFill``), once per face;
+    None when the frame lies wholly inside the photo (or the photo's size is unknown)."""
+    if not getattr(face, "outside", 0.0) > 0.0:
+        return None
+    key = (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
+    if key in _FILL_CACHE:
+        _FILL_CACHE.move_to_end(key)
+        return _FILL_CACHE[key]
+    from occlusion_synth.faces import FILL_BLUR, FILL_FADE
+
+    size = photo_size(face)
+    fill = None
+    if size is not None:
+        fill = OutsideFill.from_matrix(face.matrix, size, FILL_FADE, FILL_BLUR)
+    _FILL_CACHE[key] = fill
+    if len(_FILL_CACHE) > _STATS_CACHE_SIZE:
+        _FILL_CACHE.popitem(last=False)
+    return fill
 
 
 def cheek_colour(face: AlignedFace) -> np.ndarray:
@@ -250,10 +297,17 @@ def make_sample(
     stats = cached_face_stats(face)
     target = face.image
     scale = float(np.sqrt(abs(np.linalg.det(np.asarray(face.matrix)[:, :2]))))
+    fill = outside_fill(face)
     for _ in range(_MAX_TRIES):
         occluders, layers, extra = _draw_layers(face, library, rng, options, stats, stratum)
         inp, mask, info = composite(
-            target, layers, rng, face.jpeg_quality, stats=stats, source_scale=scale
+            target,
+            layers,
+            rng,
+            face.jpeg_quality,
+            stats=stats,
+            source_scale=scale,
+            outside=fill,
         )
         coverage = mask_coverage(mask)
         if coverage >= options.min_coverage:

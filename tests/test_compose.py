@@ -213,3 +213,57 @@ def test_a_greyscale_photo_gets_greyscale_occluders() -> None:
     tinted = np.full((SIZE, SIZE, 3), (128, 124, 120), np.uint8)
     out, _, _ = composite(tinted, [red], np.random.default_rng(0))
     assert (out[..., 0].astype(int) - out[..., 1]).max() > 40  # colour photos keep colour
+
+
+def _tight_photo_face(rng: np.random.Generator):
+    """A 200x170 photo framed so the 256 frame reaches past its bottom and right edges."""
+    from occlusion_synth.compose import OutsideFill
+    from occlusion_synth.faces import FILL_BLUR, FILL_FADE, warp_to_canonical
+
+    photo = random_target(rng)[:170, :200]
+    matrix = np.array([[1.1, 0.05, 10.0], [-0.05, 1.1, 20.0]])
+    target = warp_to_canonical(photo, matrix)
+    fill = OutsideFill.from_matrix(matrix, (200, 170), FILL_FADE, FILL_BLUR)
+    assert fill is not None
+    return target, fill
+
+
+def striped_layer() -> Layer:
+    """A sharp, high-contrast striped band across the lower frame (into the outside)."""
+    alpha = np.zeros((SIZE, SIZE), np.float32)
+    alpha[150:, 40:] = 1.0
+    rgb = np.zeros((SIZE, SIZE, 3), np.float32)
+    rgb[:, ::4] = 1.0
+    return Layer(rgb=rgb, alpha=alpha, name="stripes", category="test")
+
+
+def test_outside_of_the_photo_is_refilled_not_sharp() -> None:
+    rng = np.random.default_rng(5)
+    target, fill = _tight_photo_face(rng)
+    for outside in (None, fill):
+        out, mask, _ = composite(
+            target, [striped_layer()], np.random.default_rng(1), outside=outside
+        )
+        assert_exact_mask(target, out, mask)
+        far = fill.keep < 0.05  # well beyond the photo's edge
+        detail = np.abs(np.diff(out.astype(np.float32), axis=1))[far[:, 1:]].mean()
+        if outside is None:
+            assert detail > 20  # the stripes stay sharp over the smeared border
+        else:
+            assert detail < 3  # now smeared like the border itself
+    # inside the photo the stripes are untouched by the refill
+    inside = fill.keep[150:, 40:] >= 1.0
+    plain, _, _ = composite(target, [striped_layer()], np.random.default_rng(1))
+    assert np.array_equal(
+        out[150:, 40:][inside & ~fill.region[150:, 40:]],
+        plain[150:, 40:][inside & ~fill.region[150:, 40:]],
+    )
+
+
+def test_outside_refill_leaves_far_pixels_alone() -> None:
+    """An occluder far from the border changes nothing out there (bit for bit)."""
+    rng = np.random.default_rng(6)
+    target, fill = _tight_photo_face(rng)
+    out, mask, _ = composite(target, [disc_layer(0.2, radius=20)], rng, outside=fill)
+    assert_exact_mask(target, out, mask)
+    assert not mask[fill.region].any()
