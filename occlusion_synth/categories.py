@@ -63,7 +63,8 @@ def default_traits(name: str) -> CategoryTraits:
 
 
 _MASK = CategoryTraits("lower_face", 0, rules=("face_warp",))
-_EYEWEAR = CategoryTraits("eyes", 2, rules=("eyewear",))
+# eyewear: drawn frames use the eyewear rule; glasses harvested from a photo are warped like masks
+_EYEWEAR = CategoryTraits("eyes", 2, rules=("eyewear", "face_warp"))
 _HEADWEAR = CategoryTraits("head", 3, rules=("from_above",))
 _RAISED = ("from_below", "from_edge", "from_above")  # held up from below by default
 

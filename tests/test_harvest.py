@@ -154,10 +154,10 @@ def test_eyewear_round_trip(faces, tmp_path) -> None:
     photo = _write_photo(tmp_path / "in", "shades", img, mask, sub=False)
     report = harvest([tmp_path / "in"], "sunglasses", tmp_path / "lib", matting_method="guided")
     occ = load_occluder(report.assets[0])
-    assert occ.placement.rule == "eyewear"
-    # the eyewear rule bends the frame on an arc and sets its height from the face's
-    # proportions, so it is not the identity on the source face (face_warp would be)
-    assert _iou(_placed_back(occ, photo), mask) >= 0.7
+    # harvested glasses are warped like masks (face_warp), nearly the identity on their own
+    # face (thin rims lose a little to resampling; the eyewear rule's arc gave 0.73)
+    assert occ.placement.rule == "face_warp"
+    assert _iou(_placed_back(occ, photo), mask) >= 0.9
 
 
 def test_hand_from_a_face_photo_round_trip(faces, tmp_path) -> None:
