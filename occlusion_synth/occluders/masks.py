@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..canonical import MEAN_SHAPE
-from .draw import Canvas, Drawn, ellipse_outline, rgb
+from .draw import SS, Canvas, Drawn, ellipse_outline, rgb
 
 MASK_ANCHORS = (
     "nose_bridge",
@@ -73,11 +73,53 @@ def _smooth_outline(points, n: int = 160) -> np.ndarray:
     return np.array(out)
 
 
+def _cord(cv: Canvas, path, width: float, color, fade_from: float = 0.55) -> None:
+    """A round cord (an ear loop, a strap) of ``width`` asset px along ``path`` (asset px).
+
+    Shaded across its section like a cylinder (dark edges, a lit middle), and fading out
+    over its last part, where it passes behind the ear or the head."""
+    p = np.asarray(path, np.float64)
+    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    n = max(int(s[-1] / 0.5), 2)  # a dense walk along the path (half an asset pixel a step)
+    q = np.stack([np.interp(np.linspace(0, s[-1], n), s, p[:, k]) for k in (0, 1)], 1)
+    r = width / 2
+    x0, y0 = np.floor((q.min(0) - r - 1) * SS).astype(int)
+    x1, y1 = np.ceil((q.max(0) + r + 1) * SS).astype(int)
+    x0, y0, x1, y1 = max(x0, 0), max(y0, 0), min(x1, cv.W), min(y1, cv.H)
+    if x1 <= x0 or y1 <= y0:
+        return
+    px, py = cv.xx[y0:y1, x0:x1], cv.yy[y0:y1, x0:x1]
+    d2 = (px[..., None] - q[:, 0]) ** 2 + (py[..., None] - q[:, 1]) ** 2
+    k = d2.argmin(-1)
+    d = np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
+    along = k / (n - 1)
+    cov = np.clip((r - d) * SS + 0.5, 0.0, 1.0)
+    cov *= np.clip((1.0 - along) / max(1.0 - fade_from, 1e-3), 0.0, 1.0) ** 1.5
+    rr = np.clip(d / r, 0.0, 1.0)
+    shade = 0.5 + 0.62 * np.sqrt(1.0 - rr * rr)
+    full = np.zeros((cv.H, cv.W), np.float32)
+    full[y0:y1, x0:x1] = cov
+    col = np.zeros((cv.H, cv.W, 3), np.float32)
+    col[y0:y1, x0:x1] = np.clip(rgb(color) * shade[..., None], 0.0, 1.0)
+    cv.paint(full, col)
+
+
+#: Ear loops (image-right side, canonical coordinates): each strand leaves the mask's
+#: corner under its rim and runs back to the ear, where it passes behind it.
+EAR_LOOP_STRANDS = (
+    [(176, 148), (187, 144), (197, 140), (204, 137), (210, 134)],
+    [(172, 209), (184, 201), (194, 189), (201, 176), (207, 164)],
+)
+
+
 def _ear_loops(cv: Canvas, t: Template, color, width: float = 2.2) -> None:
+    """Two shaded cords per side, ``width`` canonical px thick, from the mask to the ear."""
     for side in (-1, 1):
-        xs = 127 + side * np.array([57, 71, 75, 70, 58])
-        ys = np.array([140, 146, 168, 190, 200])
-        cv.paint(cv.polyline(t(np.stack([xs, ys], 1)), width * t.k), rgb(color), 0.95)
+        for strand in EAR_LOOP_STRANDS:
+            pts = np.array(strand, np.float64)
+            pts[:, 0] = 127 + side * (pts[:, 0] - 127)
+            _cord(cv, t(pts), width * t.k, color)
 
 
 def _finish(cv: Canvas, t: Template, names, placement, gloss: float, contact: str, edge: int):
@@ -214,7 +256,7 @@ def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarr
 def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
-    _ear_loops(cv, t, base, 4.0)
+    _ear_loops(cv, t, base, 2.6)
     body = cv.poly(t(_smooth_outline(CLOTH_OUTLINE)))
     x = cv.xx / t.k + t.x0
     y = cv.yy / t.k + t.y0
@@ -272,10 +314,10 @@ def _n95(seed: int, color: str, valve: bool) -> Drawn:
     base = rgb(color)
     c = t((127, 184))[0]
     strap = rgb("#d9d6c8") if base.mean() > 0.5 else rgb("#3a3a3e")
-    for yy in (150, 205):  # thin head straps leaving towards the ears
+    for yy in (150, 205):  # head straps leaving towards the back of the head
         for side in (-1, 1):
-            pts = t([(127 + side * 55, yy), (127 + side * 80, yy - 8)])
-            cv.paint(cv.polyline(pts, 2.2 * t.k), strap * cv.noise(1.0, 0.04)[..., None], 0.95)
+            pts = t([(127 + side * 52, yy), (127 + side * 68, yy - 5), (127 + side * 82, yy - 10)])
+            _cord(cv, pts, 2.4 * t.k, strap, 0.5)
     a, b = 66 * t.k, 58 * t.k
     dome = cv.ellipse(c, (a, b))
     # a dome lit from the upper left: brightness from the surface normal of an ellipsoid
@@ -302,7 +344,7 @@ def _kn95(seed: int, color: str) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
     base = rgb(color)
-    _ear_loops(cv, t, "#e4e3df" if base.mean() > 0.5 else "#2e2e31", 1.5)
+    _ear_loops(cv, t, "#e4e3df" if base.mean() > 0.5 else "#2e2e31", 1.8)
     outline = [
         (60, 150),
         (95, 132),
