@@ -539,6 +539,47 @@ RULES = {
 }
 
 
+#: Per-sample colour jitter of a drawn occluder: hue turn (degrees), saturation and value
+#: factors, so no template repeats exactly (skin-tinted categories are recoloured later).
+HUE_JITTER_DEG = 10.0
+SAT_JITTER = (0.8, 1.15)
+VAL_JITTER = (0.88, 1.08)
+
+#: RGB <-> YIQ: hue turns and saturation scales act on (I, Q), brightness on everything.
+_YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_YIQ_INV = np.linalg.inv(_YIQ)
+
+
+def colour_matrix(hue_deg: float, sat: float, val: float) -> np.ndarray:
+    """3x3 RGB matrix turning hue by ``hue_deg``, scaling saturation and value."""
+    t = np.deg2rad(hue_deg)
+    m = np.eye(3)
+    m[1:, 1:] = sat * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+    return val * (_YIQ_INV @ m @ _YIQ)
+
+
+def jitter_colour(layer: Layer, rng: np.random.Generator) -> None:
+    """Recolour ``layer`` in place by a random hue turn, saturation and value (3 draws)."""
+    hue = float(rng.uniform(-HUE_JITTER_DEG, HUE_JITTER_DEG))
+    sat = float(rng.uniform(*SAT_JITTER))
+    val = float(rng.uniform(*VAL_JITTER))
+    layer.params["colour_jitter"] = {
+        "hue_deg": round(hue, 2),
+        "saturation": round(sat, 3),
+        "value": round(val, 3),
+    }
+    x, y, w, h = cv2.boundingRect(cv2.compare(layer.alpha, 0.0, cv2.CMP_GT))
+    if w == 0 or h == 0:
+        return
+    box = np.ascontiguousarray(layer.rgb[y : y + h, x : x + w])
+    out = cv2.transform(box, colour_matrix(hue, sat, val).astype(np.float32))
+    layer.rgb[y : y + h, x : x + w] = np.clip(out, 0.0, 1.0)
+
+
 def place(occluder: Occluder, landmarks: Landmarks, rng: np.random.Generator) -> Layer:
-    """Render ``occluder`` onto the face described by ``landmarks`` with random jitter."""
-    return RULES[occluder.placement.rule](occluder, landmarks, rng)
+    """Render ``occluder`` onto the face described by ``landmarks`` with random jitter of
+    its geometry and (unless its category is skin-tinted) of its colour."""
+    layer = RULES[occluder.placement.rule](occluder, landmarks, rng)
+    if not occluder.traits.skin_tint:
+        jitter_colour(layer, rng)
+    return layer

@@ -227,3 +227,20 @@ def test_placement_is_deterministic(lib) -> None:
         a = place(occ, lm, np.random.default_rng(42))
         b = place(occ, lm, np.random.default_rng(42))
         assert np.array_equal(a.alpha, b.alpha) and a.params == b.params
+
+
+def test_colour_jitter_keeps_neutral_and_is_recorded() -> None:
+    from occlusion_synth.layers import Layer
+    from occlusion_synth.placement import colour_matrix, jitter_colour
+
+    grey = np.full(3, 0.5)
+    assert np.allclose(colour_matrix(9.0, 1.2, 1.0) @ grey, grey)  # a hue turn leaves grey
+    rgb = np.zeros((256, 256, 3), np.float32)
+    rgb[..., 0] = 0.8
+    alpha = np.zeros((256, 256), np.float32)
+    alpha[100:120, 100:140] = 1.0
+    layer = Layer(rgb=rgb.copy(), alpha=alpha, name="x", category="test")
+    jitter_colour(layer, np.random.default_rng(3))
+    assert set(layer.params["colour_jitter"]) == {"hue_deg", "saturation", "value"}
+    assert not np.array_equal(layer.rgb[110, 110], rgb[110, 110])
+    assert np.array_equal(layer.rgb[0, 0], rgb[0, 0])  # outside the object: untouched
