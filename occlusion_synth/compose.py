@@ -10,7 +10,9 @@ the face, inside the layer's bounding box only:
 2. **Lighting** (``_light``): the occluder is multiplied by the face's low-frequency
    shading relative to its mean (softened), by a global exposure gain and by the
    illuminant's colour cast (``realism.colour_cast``): a white mask on a dark photo is grey,
-   on a warm photo warm, but stays white-ish; a black one stays dark.
+   on a warm photo warm, but stays white-ish; a black one stays dark. A ``Layer.lit`` layer
+   (a photographed object, already harmonised to the face) takes only the local shading:
+   gain 1, no cast, no form shading.
 3. **Specular highlight** (``_specular``, ``Layer.gloss``): a soft highlight on each large
    part of the object (each lens, a cup's body), displaced towards the light.
 4. **Noise** (``_add_noise``): noise at the photo's estimated level is added to the object.
@@ -32,6 +34,7 @@ construction.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Any
@@ -251,7 +254,8 @@ def _light(
     local = cv2.pow(local, plan.shading_strength)
     light = np.clip(local * gain, 0.35, 1.45)
     solid = (a > 0.6).view(np.uint8)
-    light *= _form_shading(solid, stats.light_dir, plan.form_depth)
+    if plan.form_depth > 0:
+        light *= _form_shading(solid, stats.light_dir, plan.form_depth)
     light *= 255.0 / np.maximum(a, 1e-6)
     col = cv2.merge([ch * (light * float(c)) for ch, c in zip(prem, cast, strict=True)])
     return col, solid
@@ -297,7 +301,11 @@ def _apply_layer(
     region *= _shadow(layer, plan, stats.light_dir)
     x0, y0, x1, y1 = plan.obj
     region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb)
+    if layer.lit:  # a photographed object already carries its light (harmonised)
+        gain, cast = 1.0, np.ones(3, np.float32)
+        plan = dataclasses.replace(plan, form_depth=0.0)
+    else:
+        gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb)
     prem, a = _soften_edges(layer, plan)
     col, solid = _light(prem, a, plan, stats, gain, cast)
     _specular(col, solid, plan, stats.light_dir)
@@ -313,6 +321,7 @@ def _apply_layer(
         "form_depth": round(float(plan.form_depth), 3),
         "cast": [round(float(c), 3) for c in cast],
         "gloss": round(float(plan.gloss), 3),
+        **({"lit": True} if layer.lit else {}),
         "noise_sigma": round(float(plan.noise), 3),
         "shadow": {
             "strength": round(float(plan.shadow_strength), 3),

@@ -15,6 +15,9 @@ class Layer:
     ``rgb`` is straight (not premultiplied) colour in [0, 1]; ``alpha`` is anti-aliased
     coverage in [0, 1]; ``contact`` marks where the object rests on the skin (used for the
     contact shadow), ``gloss`` how shiny it is (0 matte .. 1 glossy plastic or metal).
+    ``lit``: the colour already carries a photo's light (a harvested occluder, harmonised to
+    the face): the compositor matches only the local shading, with no global gain, colour
+    cast or form shading on top.
     """
 
     rgb: np.ndarray
@@ -24,3 +27,4 @@ class Layer:
     contact: np.ndarray | None = None
     gloss: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    lit: bool = False

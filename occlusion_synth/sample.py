@@ -12,6 +12,11 @@ Categories with ``skin_tint`` (hands) are tinted here, before compositing: with 
 ``SampleOptions.face_skin`` the hand takes the face's own cheek colour (with a small
 jitter), otherwise a random plausible skin tone. The cheek colour is divided by the light
 the compositor will apply, so the hand ends up as bright as the cheek it is next to.
+
+Harvested occluders (``Occluder.harvest``, cut from photos) keep their own colours: each is
+harmonised to the face (``occluders.harmonise``: the change from its source face's skin
+statistics to this face's) and marked ``Layer.lit``, so the compositor adds no global light
+on top; a harvested hand keeps its real skin (no tint).
 """
 
 from __future__ import annotations
@@ -28,6 +33,12 @@ import numpy as np
 
 from occlusion_synth.compose import OutsideFill, composite
 from occlusion_synth.layers import Layer
+from occlusion_synth.occluders.harmonise import (
+    DEFAULT_STRENGTH,
+    SkinRef,
+    harmonise_layer,
+    skin_ref,
+)
 from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
 from occlusion_synth.shards import Sample, jsonable, mask_coverage
 
@@ -106,6 +117,38 @@ def cached_face_stats(face: AlignedFace) -> FaceStats:
     else:
         _STATS_CACHE.move_to_end(key)
     return stats
+
+
+_SKIN_CACHE: OrderedDict[tuple[str, int], SkinRef] = OrderedDict()
+
+
+def _face_key(face: AlignedFace) -> tuple[str, int]:
+    return (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
+
+
+def cached_skin_ref(face: AlignedFace) -> SkinRef:
+    """``harmonise.skin_ref`` of a face (its skin's Lab statistics), once per face."""
+    key = _face_key(face)
+    ref = _SKIN_CACHE.get(key)
+    if ref is None:
+        ref = skin_ref(face.image, face.landmarks)
+        _SKIN_CACHE[key] = ref
+        if len(_SKIN_CACHE) > _STATS_CACHE_SIZE:
+            _SKIN_CACHE.popitem(last=False)
+    else:
+        _SKIN_CACHE.move_to_end(key)
+    return ref
+
+
+def harmonise_harvested(layer: Layer, occ: Occluder, face: AlignedFace) -> dict[str, Any]:
+    """Move a harvested occluder's placed ``layer`` from its source photo's light to
+    ``face``'s (in place) and mark it lit; returns the note for the sample's metadata."""
+    assert occ.harvest is not None
+    lab = occ.harvest.face_lab
+    source = SkinRef(*lab) if lab is not None else None
+    harmonise_layer(layer, cached_skin_ref(face), source, DEFAULT_STRENGTH)
+    layer.lit = True
+    return {"harmonised": {"strength": DEFAULT_STRENGTH, "source_ref": lab is not None}}
 
 
 _FILL_CACHE: OrderedDict[tuple[str, int], OutsideFill | None] = OrderedDict()
@@ -271,7 +314,9 @@ def _draw_layers(
     for occ in occluders:
         layer = place(occ, face.landmarks, rng)
         note: dict[str, Any] = {}
-        if occ.traits.skin_tint:
+        if occ.harvest is not None:  # a real photo: its own colours, harmonised; no tint
+            note = harmonise_harvested(layer, occ, face)
+        elif occ.traits.skin_tint:
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}

@@ -22,9 +22,11 @@ from occlusion_synth.build import BuildOptions, run_build
 from occlusion_synth.cli import main
 from occlusion_synth.faces import FaceSource, demo_faces, load_aligned
 from occlusion_synth.occluders import harmonise, matting
+from occlusion_synth.occluders.harmonise import DEFAULT_STRENGTH
 from occlusion_synth.occluders.harvest import harvest
 from occlusion_synth.occluders.library import OccluderLibrary, load_occluder
 from occlusion_synth.placement import place
+from occlusion_synth.sample import SampleOptions, harmonise_harvested, make_sample
 from occlusion_synth.verify import verify_dataset
 
 LICENCE = "CC0, made by the test"
@@ -167,6 +169,46 @@ def test_hand_from_a_face_photo_round_trip(faces, tmp_path) -> None:
     occ = load_occluder(report.assets[0])
     assert occ.placement.rule.startswith("from_") and occ.placement.flip is False
     assert _iou(_placed_back(occ, photo), mask) >= 0.95
+
+
+@pytest.fixture(scope="module")
+def harvested_hand(faces, tmp_path_factory):
+    """A hand harvested from a demo face wearing a drawn hand (module-wide)."""
+    folder = tmp_path_factory.mktemp("hand_in")
+    img, mask = _paste(faces[0], _drawn("hand", 1))
+    _write_photo(folder, "hand", img, mask)
+    lib = tmp_path_factory.mktemp("hand_lib")
+    report = harvest([folder], "hand", lib, matting_method="guided")
+    assert len(report.assets) == 1
+    return lib, load_occluder(report.assets[0])
+
+
+def test_harvested_hand_in_a_sample_is_harmonised_lit_and_not_tinted(harvested_hand, faces) -> None:
+    lib, occ = harvested_hand
+    library = OccluderLibrary([occ])
+    opts = SampleOptions(category_weights={"hand": 1.0}, face_skin=1.0)
+    for i in range(3):
+        s = make_sample(faces[1], library, np.random.default_rng([5, i]), opts)
+        meta = s.meta["occluders"][0]
+        assert "skin_tone" not in meta and "skin_from" not in meta  # real skin kept
+        assert meta["harmonised"] == {"strength": DEFAULT_STRENGTH, "source_ref": True}
+        info = s.meta["compose"]["layers"][0]
+        assert info["lit"] is True and info["light_gain"] == 1.0
+        assert info["cast"] == [1.0, 1.0, 1.0] and info["form_depth"] == 0.0
+        changed = (s.input != s.target).any(axis=2)
+        assert np.array_equal(changed, s.mask == 255)  # the exact-mask invariant
+    # the layer is the harmonised placement: same geometry, colours moved to the face
+    rng = np.random.default_rng(7)
+    layer = place(occ, faces[1].landmarks, np.random.default_rng(7))
+    note = harmonise_harvested(lay := place(occ, faces[1].landmarks, rng), occ, faces[1])
+    assert note["harmonised"]["source_ref"] and lay.lit and not layer.lit
+    assert np.array_equal(lay.alpha, layer.alpha)
+    assert not np.array_equal(lay.rgb, layer.rgb)
+
+
+def test_drawn_layers_are_not_lit(faces) -> None:
+    layer = place(_drawn("hand", 1), faces[0].landmarks, np.random.default_rng(0))
+    assert layer.lit is False
 
 
 @pytest.mark.skipif(not matting.pymatting_available(), reason="pymatting is not installed")
