@@ -121,6 +121,7 @@ class AlignedFace:
     jpeg_quality: int | None = None
     found: SourcePoints | None = None  # source-pixel points (what a cache stores)
     outside: float = 0.0  # fraction of the frame beyond the photo (filled, see warp)
+    photo_size: tuple[int, int] | None = None  # (width, height) of the upright source photo
 
 
 # --------------------------------------------------------------------------- discovery
@@ -627,4 +628,5 @@ def load_aligned(
         jpeg_quality=quality,
         found=found,
         outside=outside,
+        photo_size=(int(w), int(h)),
     )

@@ -105,39 +105,34 @@ class SampleOptions:
         return cls(category_weights=weights, max_occluders=max_occluders or 1)
 
 
+def _face_key(face: AlignedFace) -> tuple[str, int]:
+    return (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
+
+
+def _per_face(cache: OrderedDict, face: AlignedFace, compute):
+    """``compute(face)``, kept in the small LRU ``cache`` keyed on the face's id and pixels."""
+    key = _face_key(face)
+    if key in cache:
+        cache.move_to_end(key)
+        return cache[key]
+    value = compute(face)
+    cache[key] = value
+    if len(cache) > _STATS_CACHE_SIZE:
+        cache.popitem(last=False)
+    return value
+
+
 def cached_face_stats(face: AlignedFace) -> FaceStats:
     """``realism.face_stats`` of a face, computed once per face (keyed on id and pixels)."""
-    key = (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
-    stats = _STATS_CACHE.get(key)
-    if stats is None:
-        stats = face_stats(face.image)
-        _STATS_CACHE[key] = stats
-        if len(_STATS_CACHE) > _STATS_CACHE_SIZE:
-            _STATS_CACHE.popitem(last=False)
-    else:
-        _STATS_CACHE.move_to_end(key)
-    return stats
+    return _per_face(_STATS_CACHE, face, lambda f: face_stats(f.image))
 
 
 _SKIN_CACHE: OrderedDict[tuple[str, int], SkinRef] = OrderedDict()
 
 
-def _face_key(face: AlignedFace) -> tuple[str, int]:
-    return (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
-
-
 def cached_skin_ref(face: AlignedFace) -> SkinRef:
     """``harmonise.skin_ref`` of a face (its skin's Lab statistics), once per face."""
-    key = _face_key(face)
-    ref = _SKIN_CACHE.get(key)
-    if ref is None:
-        ref = skin_ref(face.image, face.landmarks)
-        _SKIN_CACHE[key] = ref
-        if len(_SKIN_CACHE) > _STATS_CACHE_SIZE:
-            _SKIN_CACHE.popitem(last=False)
-    else:
-        _SKIN_CACHE.move_to_end(key)
-    return ref
+    return _per_face(_SKIN_CACHE, face, lambda f: skin_ref(f.image, f.landmarks))
 
 
 def harmonise_harvested(layer: Layer, occ: Occluder, face: AlignedFace) -> dict[str, Any]:
@@ -157,11 +152,10 @@ _FILL_CACHE: OrderedDict[tuple[str, int], OutsideFill | None] = OrderedDict()
 def photo_size(face: AlignedFace) -> tuple[int, int] | None:
     """(width, height) of the upright source photo of ``face``, or None when unknown.
 
-    Taken from ``face.photo_size`` when the face carries it, else from the file's header
-    (EXIF orientation applied, as ``imageio.read_rgb`` does)."""
-    size = getattr(face, "photo_size", None)
-    if size is not None:
-        return int(size[0]), int(size[1])
+    ``face.photo_size`` (set by ``faces.load_aligned``); for a face made without it, the
+    file's header (EXIF orientation applied, as ``imageio.read_rgb`` does)."""
+    if face.photo_size is not None:
+        return int(face.photo_size[0]), int(face.photo_size[1])
     path = getattr(face.source, "path", None)
     if path is None:
         return None
@@ -177,25 +171,21 @@ def photo_size(face: AlignedFace) -> tuple[int, int] | None:
     return int(w), int(h)
 
 
-def outside_fill(face: AlignedFace) -> OutsideFill | None:
-    """The out-of-photo part of ``face``'s frame (``compose.OutsideFill``), once per face;
-    None when the frame lies wholly inside the photo (or the photo's size is unknown)."""
-    if not getattr(face, "outside", 0.0) > 0.0:
-        return None
-    key = (face.source.id, zlib.crc32(np.ascontiguousarray(face.image).data))
-    if key in _FILL_CACHE:
-        _FILL_CACHE.move_to_end(key)
-        return _FILL_CACHE[key]
+def _outside_fill(face: AlignedFace) -> OutsideFill | None:
     from occlusion_synth.faces import FILL_BLUR, FILL_FADE
 
     size = photo_size(face)
-    fill = None
-    if size is not None:
-        fill = OutsideFill.from_matrix(face.matrix, size, FILL_FADE, FILL_BLUR)
-    _FILL_CACHE[key] = fill
-    if len(_FILL_CACHE) > _STATS_CACHE_SIZE:
-        _FILL_CACHE.popitem(last=False)
-    return fill
+    if size is None:
+        return None
+    return OutsideFill.from_matrix(face.matrix, size, FILL_FADE, FILL_BLUR)
+
+
+def outside_fill(face: AlignedFace) -> OutsideFill | None:
+    """The out-of-photo part of ``face``'s frame (``compose.OutsideFill``), once per face;
+    None when the frame lies wholly inside the photo (or the photo's size is unknown)."""
+    if not face.outside > 0.0:
+        return None
+    return _per_face(_FILL_CACHE, face, _outside_fill)
 
 
 def cheek_colour(face: AlignedFace) -> np.ndarray:

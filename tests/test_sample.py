@@ -116,3 +116,24 @@ def test_category_strata_follow_the_weights_closely():
         for cat, w in weights.items():
             assert abs(counts[cat] - n * w / total) <= 3, (n, cat, counts)
     assert category_stratum(7, 5) == category_stratum(7, 5) != category_stratum(8, 5)
+
+
+def test_photo_size_comes_from_the_face_not_the_file(faces, monkeypatch) -> None:
+    import PIL.Image
+
+    from occlusion_synth import sample as sample_mod
+
+    for face in faces:
+        with PIL.Image.open(face.source.path) as im:
+            assert face.photo_size == im.size
+    tight = [f for f in faces if f.outside > 0]
+    assert tight  # grace_hopper's frame reaches a little past the photo
+
+    def no_open(*a, **k):
+        raise AssertionError("the photo's header is not read")
+
+    monkeypatch.setattr(PIL.Image, "open", no_open)
+    sample_mod._FILL_CACHE.clear()
+    for face in faces:
+        assert sample_mod.photo_size(face) == face.photo_size
+    assert sample_mod.outside_fill(tight[0]) is not None
