@@ -12,7 +12,9 @@ Rules (named in each sidecar's ``placement.rule``):
   a similarity puts the asset's ``target`` anchor on a target region with its ``entry``
   anchor pointing at an image edge. The asset's border row at the entry is replicated, so an
   arm or a handle continues until the image edge clips it (a cap is drawn whole with a clear
-  border, so it sits on the head at its own size and nothing is replicated).
+  border, so it sits on the head at its own size and nothing is replicated). A harvested
+  prop, cut by its photo's edge anywhere, has only its entry end run on, along the entry
+  direction (``_extrude``), never its other borders.
 
 Warps run on premultiplied colour over the bounding box only, from a mip level near the
 output scale (so downscaling is anti-aliased), with bilinear filtering.
@@ -191,13 +193,103 @@ def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> La
     if x1 <= x0 or y1 <= y0:
         return _to_layer(occ, img[:0, :0], None, box, params)
     T = np.array([[1, 0, -x0], [0, 1, -y0], [0, 0, 1]]) @ M3
-    border = cv2.BORDER_REPLICATE if extend else cv2.BORDER_CONSTANT
+    # A drawn prop's arm is cut straight along its entry border row, so replicating the
+    # border runs it on to the edge; a harvested one is cut anywhere (by its photo's edge),
+    # so only its end is extruded, along the entry direction (``_extrude``).
+    along = extend and occ.harvest is not None
+    border = cv2.BORDER_REPLICATE if extend and not along else cv2.BORDER_CONSTANT
     size = (x1 - x0, y1 - y0)
     prem = cv2.warpAffine(img, T[:2], size, flags=cv2.INTER_LINEAR, borderMode=border)
+    if along:
+        prem = _extrude(occ, lvl, img, T, prem)
     c = None
     if cache["has_contact"]:
         c = cv2.warpAffine(con, T[:2], size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     return _to_layer(occ, prem, c, box, params)
+
+
+#: The part of an extended harvested prop that runs on to the image edge: silhouette points
+#: within this share of its length (along the entry direction) of its entry end.
+END_BAND = 0.35
+#: Largest step (px per 1 px line) between the ends of neighbouring lines along one cut.
+MAX_STEP = 2.5
+
+
+def _end_profile(occ: Occluder, lvl: int, img: np.ndarray) -> dict[str, np.ndarray]:
+    """The entry end of an asset's silhouette at mip level ``lvl``, once per asset and level.
+
+    Along the entry direction ``d`` (asset ``target`` -> ``entry``), each line across it
+    (1 px bins of ``r``, the coordinate along ``n``, perpendicular) ends at its solid pixel
+    furthest along ``d`` (``s_end``). The lines of the cut carry that pixel's colour on, the
+    others nothing: from the furthest end, neighbouring lines whose ends join it (steps of
+    at most ``MAX_STEP``) and lie within ``END_BAND`` of the silhouette's entry end."""
+    key = ("end_profile", lvl)
+    if key in occ.cache:
+        return occ.cache[key]
+    d = np.asarray(occ.anchors["entry"], np.float64) - np.asarray(occ.anchors["target"])
+    d /= max(float(np.linalg.norm(d)), 1e-9)
+    n = np.array([-d[1], d[0]])
+    a = img[..., 3]
+    ys, xs = np.nonzero(a >= 250)
+    if len(xs) == 0:
+        ys, xs = np.nonzero(a >= 128)
+    s = xs * d[0] + ys * d[1]
+    r = np.rint(xs * n[0] + ys * n[1]).astype(np.int64)
+    rmin = int(r.min())
+    order = np.lexsort((s, r))  # by bin, then along d: each bin's last is its end
+    last = np.r_[np.nonzero(np.diff(r[order]))[0], len(order) - 1]
+    ends = order[last]
+    nb = int(r.max()) - rmin + 1
+    s_end = np.full(nb, float(s.max()), np.float64)
+    prem = np.zeros((nb, 4), np.float64)
+    s_end[r[ends] - rmin] = s[ends]
+    px = img[ys[ends], xs[ends]].astype(np.float64)
+    px[:, :3] *= 255.0 / np.maximum(px[:, 3:4], 1.0)  # solid: full alpha
+    px[:, 3] = 255.0
+    filled = np.zeros(nb, bool)
+    filled[r[ends] - rmin] = True
+    prem_all = np.zeros((nb, 4), np.float64)
+    prem_all[r[ends] - rmin] = px
+    # the cut: the run of lines around the furthest end whose ends join up (a straight or
+    # slanted cut), stopping at a jump (a thumb or finger beside the arm ends elsewhere)
+    near = filled & (s_end >= s.max() - END_BAND * (s.max() - s.min()))
+    i0 = int(np.argmax(np.where(filled, s_end, -np.inf)))
+    lo = hi = i0
+    while lo > 0 and near[lo - 1] and abs(s_end[lo - 1] - s_end[lo]) <= MAX_STEP:
+        lo -= 1
+    while hi < nb - 1 and near[hi + 1] and abs(s_end[hi + 1] - s_end[hi]) <= MAX_STEP:
+        hi += 1
+    prem[lo : hi + 1] = prem_all[lo : hi + 1]
+    prof = {"d": d, "n": n, "r": np.arange(nb, dtype=np.float64) + rmin, "s_end": s_end}
+    prof["prem"] = prem
+    occ.cache[key] = prof
+    return prof
+
+
+def _extrude(
+    occ: Occluder, lvl: int, img: np.ndarray, T: np.ndarray, prem: np.ndarray
+) -> np.ndarray:
+    """``prem`` (the warped body, uint8 premultiplied RGBA) over the asset's entry end run on
+    along the entry direction to the edge of the box (``T``: level pixels -> box pixels)."""
+    prof = _end_profile(occ, lvl, img)
+    h, w = prem.shape[:2]
+    inv = np.linalg.inv(T)
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    px = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+    py = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+    d, n = prof["d"], prof["n"]
+    s = px * d[0] + py * d[1]
+    r = px * n[0] + py * n[1]
+    start = np.interp(r, prof["r"], prof["s_end"])
+    # past the end of its line (starting under the solid end, where the body hides it)
+    on = np.clip(s - start + 2.0, 0.0, 1.0)
+    ext = np.stack(
+        [np.interp(r, prof["r"], prof["prem"][:, k], left=0.0, right=0.0) * on for k in range(4)],
+        axis=-1,
+    )
+    body = prem.astype(np.float64)
+    out = body + ext * (1.0 - body[..., 3:4] / 255.0)
+    return np.rint(np.clip(out, 0.0, 255.0)).astype(np.uint8)
 
 
 # -- thin-plate spline ---------------------------------------------------------------------

@@ -18,6 +18,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from occlusion_synth import placement
 from occlusion_synth.build import BuildOptions, run_build
 from occlusion_synth.cli import main
 from occlusion_synth.faces import FaceSource, demo_faces, load_aligned
@@ -204,6 +205,42 @@ def test_harvested_hand_in_a_sample_is_harmonised_lit_and_not_tinted(harvested_h
     assert note["harmonised"]["source_ref"] and lay.lit and not layer.lit
     assert np.array_equal(lay.alpha, layer.alpha)
     assert not np.array_equal(lay.rgb, layer.rgb)
+
+
+def test_harvested_hand_runs_on_only_along_its_entry_path(harvested_hand, faces, monkeypatch):
+    """No streaks: beyond its own silhouette a harvested hand reaches only along its entry
+    direction (its arm), to the image edge, never along the asset's other borders."""
+    _, occ = harvested_hand
+    assert occ.placement.extend
+    calls = []
+    real = placement._warp_affine
+
+    def spy(o, M, extend, params):
+        calls.append((M.copy(), dict(params)))
+        return real(o, M, extend, params)
+
+    monkeypatch.setattr(placement, "_warp_affine", spy)
+    for seed in range(4):
+        layer = place(occ, faces[1].landmarks, np.random.default_rng(seed))
+        M, params = calls[-1]
+        body = real(occ, M, False, dict(params)).alpha > 0
+        d = np.asarray(occ.anchors["entry"]) - np.asarray(occ.anchors["target"])
+        d = M[:, :2] @ d
+        d /= np.linalg.norm(d)
+        swept = np.zeros(body.shape, np.uint8)
+        for t in range(0, 2 * 256):  # the silhouette swept along its entry direction
+            shift = np.float32([[1, 0, d[0] * t], [0, 1, d[1] * t]])
+            swept |= cv2.warpAffine(body.astype(np.uint8), shift, (256, 256), flags=0)
+        band = cv2.dilate(swept, np.ones((7, 7), np.uint8)) > 0
+        a = layer.alpha
+        assert not (a[~band] > 0).any(), seed
+        # the arm reaches the image edge
+        rim = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+        assert (rim > 0.5).sum() >= 5, seed
+        # and is solid where it runs on beyond the cut (no seam, no fading)
+        solid = cv2.erode((a > 0.5).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        run_on = solid & ~body
+        assert not run_on.any() or a[run_on].min() > 0.9, seed
 
 
 def test_drawn_layers_are_not_lit(faces) -> None:
