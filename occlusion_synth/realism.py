@@ -194,3 +194,108 @@ def exposure_gain(face_luma: float, reference: float = 120.0, strength: float = 
     ``strength`` because part of a face's darkness is its skin tone, not the light.
     """
     return float(np.clip((face_luma / reference) ** strength, 0.45, 1.3))
+
+
+#: How far beyond the face oval (inter-ocular distances) hair may cover an occluder.
+HAIR_REACH_IOD = 0.9
+#: Faces turned further than this (``placement.estimate_yaw``) get no hair estimate.
+HAIR_MAX_YAW = 0.4
+#: Widening of the ellipse fitted through the named points (without the dense mesh).
+OVAL_WIDEN = 1.12
+#: Least Lab distance between the hair colour and the skin's / the background's for hair to
+#: be told apart at all (else no hair is estimated).
+HAIR_CONTRAST = 10.0
+
+
+def face_oval(landmarks, shape: tuple[int, int]) -> np.ndarray:
+    """uint8 map (0/1) of the face inside its outline: the Face Mesh oval when the dense mesh
+    is there, else an ellipse fitted through the jaw, chin, forehead and temples (the named
+    points, which CelebA's five annotations are extended to from the canonical mean shape),
+    widened by ``OVAL_WIDEN`` (those points lie inside the outline)."""
+    from occlusion_synth.placement import _FACE_OVAL
+
+    lm = landmarks
+    out = np.zeros(shape, np.uint8)
+    if lm.dense is not None:
+        pts = np.rint(lm.dense[list(_FACE_OVAL)]).astype(np.int32)
+        cv2.fillPoly(out, [pts], 1)
+        return out
+    bl, br = lm["brow_left"], lm["brow_right"]
+    pts = np.array(
+        [lm["jaw_left"], lm["jaw_right"], lm["chin"], lm["forehead"],
+         bl + 0.3 * (bl - br), br + 0.3 * (br - bl)],
+        np.float32,
+    )  # fmt: skip
+    (cx, cy), (ew, eh), ang = cv2.fitEllipse(pts)
+    cv2.ellipse(out, ((cx, cy), (ew * OVAL_WIDEN, eh * 1.02), ang), 1, -1)
+    return out
+
+
+def _dist2(lab: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Squared Lab distance of every pixel of ``lab`` (HxWx3 float32) from colour ``c``."""
+    d = cv2.subtract(lab, tuple(float(v) for v in c) + (0.0,))
+    return cv2.transform(cv2.multiply(d, d), np.ones((1, 3), np.float32))
+
+
+def hair_cover(image: np.ndarray, landmarks) -> np.ndarray:
+    """HxW float32 in [0, 1]: where hair hangs beside the face, in front of anything worn
+    there (ear loops, straps, glasses temples).
+
+    Estimated once per face, cheaply and deterministically: a colour model of the hair just
+    above the face oval (median Lab) against the skin's and the background's (the frame's
+    top corners), applied only in a band beside the face oval between the brows and the
+    mouth (where loops and temples run; hair over the forehead is left alone, caps and
+    glasses sit on it). All zeros for a face turned past ``HAIR_MAX_YAW``, and when the
+    hair's colour cannot be told from the skin's or the background's (bald heads, hair the
+    colour of the wall behind)."""
+    from occlusion_synth.placement import estimate_yaw
+
+    lm = landmarks
+    h, w = image.shape[:2]
+    empty = np.zeros((h, w), np.float32)
+    if abs(estimate_yaw(lm)) > HAIR_MAX_YAW:  # a turned face's outline is not known well
+        return empty
+    iod = max(float(lm.inter_ocular), 10.0)
+    oval = face_oval(lm, (h, w))
+    if not oval.any():
+        return empty
+    r = max(int(round(HAIR_REACH_IOD * iod)), 2)
+    ring = (cv2.distanceTransform(1 - oval, cv2.DIST_L2, 3) <= r).view(np.uint8)
+    x0, y0, bw, bh = cv2.boundingRect(ring)
+    ring = (ring[y0 : y0 + bh, x0 : x0 + bw] & (1 - oval[y0 : y0 + bh, x0 : x0 + bw])).view(bool)
+    inside = oval[y0 : y0 + bh, x0 : x0 + bw].view(bool)
+    lab = cv2.cvtColor(np.ascontiguousarray(image[y0 : y0 + bh, x0 : x0 + bw]), cv2.COLOR_RGB2Lab)
+    lab = lab.astype(np.float32)
+    # height along the face's own vertical: 0 at the brows, 1 at the mouth
+    u = np.array([np.cos(lm.roll), np.sin(lm.roll)])
+    brow = (lm["brow_left"] + lm["brow_right"]) / 2 - (x0, y0)
+    mouth = (lm["mouth_left"] + lm["mouth_right"]) / 2 - (x0, y0)
+    span = max(float(np.dot(mouth - brow, (-u[1], u[0]))), 1.0)
+    ys = (np.arange(bh, dtype=np.float32) - brow[1])[:, None]
+    xs = (np.arange(bw, dtype=np.float32) - brow[0])[None, :]
+    below = (xs * np.float32(-u[1]) + ys * np.float32(u[0])) / np.float32(span)
+    top = ring & (below < -0.5)
+    side = ring & (below > 0.0) & (below < 1.0)
+    skin_px = inside & (below > 0.45) & (below < 0.9)
+    if top.sum() < 30 or skin_px.sum() < 30 or not side.any():
+        return empty
+    hair = np.median(lab[top], axis=0)
+    skin = np.median(lab[skin_px], axis=0)
+    corners = np.concatenate([image[:8, :8].reshape(-1, 3), image[:8, -8:].reshape(-1, 3)])
+    bg = np.median(cv2.cvtColor(corners[None], cv2.COLOR_RGB2Lab)[0].astype(np.float32), 0)
+    if min(float(np.hypot.reduce(hair - skin)), float(np.hypot.reduce(hair - bg))) < HAIR_CONTRAST:
+        return empty
+    spread = float(np.median(np.sqrt(_dist2(lab[top][None], hair))))
+    sx, sy, sw, sh = cv2.boundingRect(side.view(np.uint8))
+    px = np.ascontiguousarray(lab[sy : sy + sh, sx : sx + sw])
+    d_h = _dist2(px, hair)
+    # clearly closer to the hair's colour than to the skin's or the background's
+    is_hair = side[sy : sy + sh, sx : sx + sw] & (d_h < max(2.5 * spread, 15.0) ** 2)
+    is_hair &= d_h < 0.5 * _dist2(px, skin)
+    is_hair &= d_h < 0.5 * _dist2(px, bg)
+    m = cv2.morphologyEx(is_hair.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    out = empty
+    soft = np.zeros((bh, bw), np.float32)
+    soft[sy : sy + sh, sx : sx + sw] = m
+    out[y0 : y0 + bh, x0 : x0 + bw] = cv2.GaussianBlur(soft, (0, 0), 1.0) * ring
+    return out

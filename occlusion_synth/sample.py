@@ -39,7 +39,13 @@ from occlusion_synth.occluders.harmonise import (
     harmonise_layer,
     skin_ref,
 )
-from occlusion_synth.realism import FaceStats, colour_cast, exposure_gain, face_stats
+from occlusion_synth.realism import (
+    FaceStats,
+    colour_cast,
+    exposure_gain,
+    face_stats,
+    hair_cover,
+)
 from occlusion_synth.shards import Sample, jsonable, mask_coverage
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,6 +139,39 @@ _SKIN_CACHE: OrderedDict[tuple[str, int], SkinRef] = OrderedDict()
 def cached_skin_ref(face: AlignedFace) -> SkinRef:
     """``harmonise.skin_ref`` of a face (its skin's Lab statistics), once per face."""
     return _per_face(_SKIN_CACHE, face, lambda f: skin_ref(f.image, f.landmarks))
+
+
+_HAIR_CACHE: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+
+#: Slots of occluders that pass behind hair hanging beside the face (ear loops and straps of
+#: masks, glasses temples, a hat's sides); held objects and hands are in front of it.
+BEHIND_HAIR_SLOTS = frozenset({"lower_face", "eyes", "head"})
+
+
+def cached_hair(face: AlignedFace) -> np.ndarray:
+    """``realism.hair_cover`` of a face (where hair hangs beside it), once per face."""
+    return _per_face(_HAIR_CACHE, face, lambda f: hair_cover(f.image, f.landmarks))
+
+
+def put_behind_hair(layer: Layer, hair: np.ndarray) -> None:
+    """Multiply ``layer``'s alpha (and contact) by ``1 - hair`` where hair covers it, in
+    place; records the share of its coverage hidden as ``params["under_hair"]``."""
+    x, y, w, h = cv2.boundingRect(cv2.compare(layer.alpha, 0.0, cv2.CMP_GT))
+    if w == 0 or h == 0:
+        return
+    cover = hair[y : y + h, x : x + w]
+    if not cover.any():
+        return
+    a = layer.alpha[y : y + h, x : x + w]
+    keep = 1.0 - cover
+    before = float(a.sum())
+    layer.alpha = layer.alpha.copy()
+    layer.alpha[y : y + h, x : x + w] = a * keep
+    if layer.contact is not None:
+        layer.contact = layer.contact.copy()
+        layer.contact[y : y + h, x : x + w] *= keep
+    hidden = 1.0 - float(layer.alpha[y : y + h, x : x + w].sum()) / max(before, 1e-6)
+    layer.params["under_hair"] = round(hidden, 4)
 
 
 def harmonise_harvested(layer: Layer, occ: Occluder, face: AlignedFace) -> dict[str, Any]:
@@ -310,6 +349,8 @@ def _draw_layers(
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
+        if occ.traits.slot in BEHIND_HAIR_SLOTS:
+            put_behind_hair(layer, cached_hair(face))
         layers.append(layer)
         extra.append(note)
     return occluders, layers, extra
