@@ -10,7 +10,7 @@ so other processes sharing the machine do not inflate them.
 
 With ``--occluders-dir`` (a folder made by ``occsynth occluders harvest``) it also times the
 harvested occluders of each category against the drawn ones of the same category, the
-harvested ones including ``harmonise`` (the colour transfer the compositor is to call).
+harvested ones including the colour harmonisation ``sample.make_sample`` applies to them.
 """
 
 from __future__ import annotations
@@ -29,12 +29,6 @@ import numpy as np  # noqa: E402
 from occlusion_synth import compose, placement, sample  # noqa: E402
 from occlusion_synth.faces import discover_faces, load_aligned  # noqa: E402
 from occlusion_synth.imageio import Reject  # noqa: E402
-from occlusion_synth.occluders.harmonise import (  # noqa: E402
-    DEFAULT_STRENGTH,
-    SkinRef,
-    harmonise_layer,
-    skin_ref,
-)
 from occlusion_synth.occluders.library import OccluderLibrary  # noqa: E402
 from occlusion_synth.placement import place  # noqa: E402
 
@@ -60,47 +54,27 @@ def compare_harvested(faces, folder: str, n: int) -> None:
         return
     cats = sorted({o.category for o in real})
     drawn = [o for o in everything.occluders if o.harvest is None and o.category in cats]
-    refs = {id(f.landmarks): skin_ref(f.image, f.landmarks) for f in faces}
-    real_place = placement.place
-
-    def harmonised_place(occ, landmarks, rng):  # what the compositor is to do
-        layer = real_place(occ, landmarks, rng)
-        if occ.harvest is not None:
-            src = SkinRef(*occ.harvest.face_lab) if occ.harvest.face_lab else None
-            harmonise_layer(layer, refs[id(landmarks)], src, DEFAULT_STRENGTH)
-        return layer
-
-    placement.place = harmonised_place
-    try:
-        libs = {"harvested": OccluderLibrary(real), "drawn": OccluderLibrary(drawn)}
-        for lib in libs.values():  # warm-up: per-asset caches
-            for occ in lib.occluders:
-                placement.place(occ, faces[0].landmarks, np.random.default_rng(0))
-        print(f"\nharvested ({folder}) vs drawn, median ms/sample, {n} samples each")
-        print(f"{'category':<14} {'harvested':>10} {'drawn':>9} {'difference':>11}")
-        diffs = []
-        for cat in cats:
-            h = float(np.median(_time_samples(faces, libs["harvested"], cat, n)))
-            have_drawn = any(o.category == cat for o in drawn)
-            d = (
-                float(np.median(_time_samples(faces, libs["drawn"], cat, n)))
-                if have_drawn
-                else None
-            )
-            diff = None if d is None else h - d
-            if diff is not None:
-                diffs.append(diff)
-            ds = "-" if d is None else f"{d:.2f}"
-            fs = "-" if diff is None else f"{diff:+.2f}"
-            print(f"{cat:<14} {h:>10.2f} {ds:>9} {fs:>11}")
-        if diffs:
-            worst = max(diffs)
-            verdict = "OK" if worst <= 5 else "OVER"
-            print(
-                f"target: harvested within 5 ms/sample of drawn -> {verdict} (worst {worst:+.2f})"
-            )
-    finally:
-        placement.place = real_place
+    libs = {"harvested": OccluderLibrary(real), "drawn": OccluderLibrary(drawn)}
+    for lib in libs.values():  # warm-up: per-asset caches
+        for occ in lib.occluders:
+            placement.place(occ, faces[0].landmarks, np.random.default_rng(0))
+    print(f"\nharvested ({folder}) vs drawn, median ms/sample, {n} samples each")
+    print(f"{'category':<14} {'harvested':>10} {'drawn':>9} {'difference':>11}")
+    diffs = []
+    for cat in cats:
+        h = float(np.median(_time_samples(faces, libs["harvested"], cat, n)))
+        have_drawn = any(o.category == cat for o in drawn)
+        d = float(np.median(_time_samples(faces, libs["drawn"], cat, n))) if have_drawn else None
+        diff = None if d is None else h - d
+        if diff is not None:
+            diffs.append(diff)
+        ds = "-" if d is None else f"{d:.2f}"
+        fs = "-" if diff is None else f"{diff:+.2f}"
+        print(f"{cat:<14} {h:>10.2f} {ds:>9} {fs:>11}")
+    if diffs:
+        worst = max(diffs)
+        verdict = "OK" if worst <= 5 else "OVER"
+        print(f"target: harvested within 5 ms/sample of drawn -> {verdict} (worst {worst:+.2f})")
 
 
 def main() -> None:
