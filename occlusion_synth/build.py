@@ -32,7 +32,6 @@ import io
 import json
 import multiprocessing as mp
 import os
-import shutil
 import signal
 import socket
 import time
@@ -44,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from . import shards
+from . import shards, storage
 from .errors import UserError
 from .faces import DEFAULT_MAX_OUTSIDE, Discovery, describe_change, discover, fingerprint
 from .progress import Progress
@@ -100,7 +99,7 @@ class BuildOptions:
 
     faces: str
     n: int
-    out: Path
+    out: storage.Location  # a folder, or an fsspec URL (s3://bucket/prefix)
     seed: int = 0
     workers: int = 0  # 0: all cores
     shard_size: int = 1000
@@ -143,7 +142,7 @@ class BuildOptions:
 class BuildResult:
     """What a build did (also printed as the final summary)."""
 
-    out: Path
+    out: storage.Location
     counts: dict[str, int]
     produced: int
     kept_shards: int
@@ -158,17 +157,17 @@ class BuildResult:
 # --------------------------------------------------------------------------- folder
 
 
-def _build_entries(out: Path) -> tuple[list[str], list[str]]:
-    """The names in ``out`` and those of them a build wrote."""
-    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK_FILE) if out.is_dir() else []
+def _build_entries(out: storage.Location) -> tuple[list[str], list[str]]:
+    """The names in ``out`` and those of them a build wrote (a URL: listed in the bucket)."""
+    entries = [name for name in storage.listdir(out) if name != LOCK_FILE]
     return entries, [e for e in entries if e in OUTPUTS]
 
 
-def check_out(out: Path, resume: bool, overwrite: bool) -> None:
+def check_out(out: storage.Location, resume: bool, overwrite: bool) -> None:
     """Check ``out`` without changing it: a folder holding a build needs ``--resume`` or
     ``--overwrite``. A folder holding only the ``rejects.csv`` of a build that found no
     usable face counts as empty."""
-    if out.exists() and not out.is_dir():
+    if storage.isfile(out) or (storage.exists(out) and not storage.isdir(out)):
         raise UserError(f"--out {out} exists and is not a folder")
     entries, ours = _build_entries(out)
     if entries == [shards.REJECTS]:
@@ -188,29 +187,29 @@ def check_out(out: Path, resume: bool, overwrite: bool) -> None:
         raise UserError(f"--out {out} holds no occsynth build to resume")
 
 
-def _clear_outputs(out: Path) -> None:
+def _clear_outputs(out: storage.Location) -> None:
     """Remove what a previous build wrote in ``out`` (``--overwrite``)."""
     for name in _build_entries(out)[1]:
-        path = out / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        storage.remove_tree(storage.join(out, name))
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: storage.Location) -> Any:
     """A JSON file of a previous build, or None when it is missing or unreadable."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(storage.read_bytes(path).decode("utf-8"))
     except (OSError, ValueError):
         return None
 
 
-def _check_plan(out: Path, options: BuildOptions) -> None:
+def _check_plan(out: storage.Location, options: BuildOptions) -> None:
     """Refuse to resume a build made with other options."""
     plan = json.loads(json.dumps(options.plan_dict()))
-    path, card = out / PARTIAL_DIR / PLAN_FILE, out / shards.DATASET_CARD
+    path = storage.join(out, PARTIAL_DIR, PLAN_FILE)
+    card = storage.join(out, shards.DATASET_CARD)
     previous = None
-    if path.is_file():
+    if storage.isfile(path):
         previous = _read_json(path)
-    elif card.is_file():
+    elif storage.isfile(card):
         previous = (_read_json(card) or {}).get("options")
     if not isinstance(previous, dict):
         previous = None
@@ -224,15 +223,15 @@ def _check_plan(out: Path, options: BuildOptions) -> None:
 
 
 def _check_sources(
-    out: Path, options: BuildOptions, sources: dict[str, Any], entries: list
+    out: storage.Location, options: BuildOptions, sources: dict[str, Any], entries: list
 ) -> None:
     """Refuse to resume when the faces changed since the build started (a resumed build over
     other sources would mix two face orders: duplicate keys, faces in two splits)."""
-    previous = _read_json(out / PARTIAL_DIR / PLAN_FILE)
+    previous = _read_json(storage.join(out, PARTIAL_DIR, PLAN_FILE))
     before = previous.get("sources") if isinstance(previous, dict) else None
     if not isinstance(before, dict) or before.get("sha256") == sources["sha256"]:
         return  # a plan of an older version holds no fingerprint: nothing to compare
-    old_entries = _read_json(out / PARTIAL_DIR / SOURCES_FILE)
+    old_entries = _read_json(storage.join(out, PARTIAL_DIR, SOURCES_FILE))
     if isinstance(old_entries, list):
         what = describe_change(old_entries, entries)
     else:
@@ -243,14 +242,16 @@ def _check_sources(
     )
 
 
-def _start_folder(out: Path, options: BuildOptions, sources: dict, entries: list) -> None:
+def _start_folder(
+    out: storage.Location, options: BuildOptions, sources: dict, entries: list
+) -> None:
     """Create the build's folders and record its plan (the first write of a build)."""
-    (out / shards.SHARDS_DIR).mkdir(parents=True, exist_ok=True)
-    (out / PARTIAL_DIR).mkdir(exist_ok=True)
+    storage.makedirs(storage.join(out, shards.SHARDS_DIR))
+    storage.makedirs(storage.join(out, PARTIAL_DIR))
     plan = dict(options.plan_dict(), sources=sources)
-    if not (out / PARTIAL_DIR / SOURCES_FILE).is_file():
-        shards.write_json_atomic(out / PARTIAL_DIR / SOURCES_FILE, entries)
-    shards.write_json_atomic(out / PARTIAL_DIR / PLAN_FILE, plan)
+    if not storage.isfile(storage.join(out, PARTIAL_DIR, SOURCES_FILE)):
+        shards.write_json_atomic(storage.join(out, PARTIAL_DIR, SOURCES_FILE), entries)
+    shards.write_json_atomic(storage.join(out, PARTIAL_DIR, PLAN_FILE), plan)
 
 
 # --------------------------------------------------------------------------- lock
@@ -397,22 +398,28 @@ def write_error(exc: OSError, out: Path, writing: Path | None = None) -> UserErr
     return None
 
 
-def _discard_partial(out: Path) -> set[str]:
-    """Remove temporary files and unfinished parts; return the names of finished shards."""
-    folder = out / shards.SHARDS_DIR
-    parts = out / PARTIAL_DIR
-    for p in list(folder.iterdir()) + list(parts.iterdir()):
-        if p.name.endswith(shards.TMP_SUFFIX):
-            p.unlink()
+def _discard_partial(out: storage.Location) -> set[str]:
+    """Remove temporary files and unfinished parts; return the names of finished shards
+    (for a URL, from a listing of the bucket)."""
+    folder = storage.join(out, shards.SHARDS_DIR)
+    parts = storage.join(out, PARTIAL_DIR)
+    in_folder, in_parts = storage.listdir(folder), storage.listdir(parts)
+    for where, names in ((folder, in_folder), (parts, in_parts)):
+        for name in names:
+            if name.endswith(shards.TMP_SUFFIX):
+                storage.remove(storage.join(where, name))
     finished = set()
-    for p in folder.iterdir():
-        if shards.parse_shard_name(p.name) and (parts / _part_name(p.name)).is_file():
-            finished.add(p.name)
-        elif p.is_file():
-            p.unlink()  # a tar without its manifest part: redo it
-    for p in parts.glob("*.parquet"):
-        if p.stem + ".tar" not in finished:
-            p.unlink()
+    for name in in_folder:
+        path = storage.join(folder, name)
+        if name.endswith(shards.TMP_SUFFIX):
+            continue
+        if shards.parse_shard_name(name) and _part_name(name) in in_parts:
+            finished.add(name)
+        elif storage.isfile(path):
+            storage.remove(path)  # a tar without its manifest part: redo it
+    for name in in_parts:
+        if name.endswith(".parquet") and name[: -len(".parquet")] + ".tar" not in finished:
+            storage.remove(storage.join(parts, name))
     return finished
 
 
@@ -420,13 +427,13 @@ def _part_name(shard: str) -> str:
     return shard[: -len(".tar")] + ".parquet"
 
 
-def _write_rejects(out: Path, rejects: list[tuple[str, str]]) -> None:
+def _write_rejects(out: storage.Location, rejects: list[tuple[str, str]]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(["source", "reason"])
     writer.writerows(rejects)
-    out.mkdir(parents=True, exist_ok=True)
-    shards.write_bytes_atomic(out / shards.REJECTS, text.getvalue().encode("utf-8"))
+    storage.makedirs(out)
+    shards.write_bytes_atomic(storage.join(out, shards.REJECTS), text.getvalue().encode("utf-8"))
 
 
 # --------------------------------------------------------------------------- workers
@@ -547,25 +554,27 @@ def plan_shards(n: int, pool: list[PoolFace], shard_size: int, finished: set[str
 class _ShardSet:
     """The open shards of a build (at most one per split), closed when they are full."""
 
-    def __init__(self, out: Path, sizes: dict[str, int]) -> None:
+    def __init__(self, out: storage.Location, sizes: dict[str, int]) -> None:
         self.out = out
         self.sizes = sizes  # shard name -> planned number of samples
         self.open: dict[str, tuple[shards.ShardWriter, list[dict]]] = {}
         self.done = 0
-        self.writing: Path | None = None  # the file being written (for error messages)
+        self.writing: storage.Location | None = None  # the file being written (for errors)
 
     def add(self, name: str, members: list[tuple[str, bytes]], row: dict) -> None:
-        self.writing = self.out / shards.SHARDS_DIR / name
+        self.writing = storage.join(self.out, shards.SHARDS_DIR, name)
         if name not in self.open:
-            self.open[name] = (shards.ShardWriter(self.out / shards.SHARDS_DIR / name), [])
+            self.open[name] = (shards.ShardWriter(self.writing), [])
         writer, rows = self.open[name]
         row["shard"] = name
         writer.add(members)
         rows.append(row)
         if writer.count == self.sizes[name]:
-            self.writing = self.out / PARTIAL_DIR / _part_name(name)
+            # The part first, then the tar under its final name (uploaded whole to a URL):
+            # --resume keeps a shard only when both exist.
+            self.writing = storage.join(self.out, PARTIAL_DIR, _part_name(name))
             shards.write_table(rows, self.writing)
-            self.writing = self.out / shards.SHARDS_DIR / name
+            self.writing = storage.join(self.out, shards.SHARDS_DIR, name)
             writer.close()
             del self.open[name]
             self.done += 1
@@ -670,19 +679,21 @@ def run_build(
     consistent folder).
     """
     t0 = time.perf_counter()
-    out = Path(options.out)
+    out = options.out = storage.location(options.out)
     _validate(options, echo)
     check_out(out, options.resume, options.overwrite)
     if options.resume:
         _check_plan(out, options)
-    complete = (out / shards.DATASET_CARD).is_file() and not (out / PARTIAL_DIR).exists()
+    complete = storage.isfile(storage.join(out, shards.DATASET_CARD)) and not storage.exists(
+        storage.join(out, PARTIAL_DIR)
+    )
     if options.resume and complete:
         try:
             card = shards.read_dataset_card(out)
             counts, n_rejects = dict(card["counts"]["splits"]), int(card["counts"]["rejects"])
         except (OSError, shards.ShardError, KeyError, TypeError, ValueError) as exc:
             raise UserError(
-                f"cannot resume: {out / shards.DATASET_CARD} is damaged ({exc}); "
+                f"cannot resume: {storage.join(out, shards.DATASET_CARD)} is damaged ({exc}); "
                 "rebuild with --overwrite"
             ) from None
         echo(f"nothing to resume: the build in {out} is complete")
@@ -695,7 +706,8 @@ def run_build(
             seconds=time.perf_counter() - t0,
         )
 
-    BuildLock(out).check()
+    lock_folder = storage.local_shadow(out) if storage.is_remote(out) else out
+    BuildLock(lock_folder).check()
     found = discover(options.faces)
     sources, entries = fingerprint(found)
     if options.resume:
@@ -712,14 +724,14 @@ def run_build(
             )
     except NoUsableFace as exc:
         _write_rejects(out, exc.rejects)
-        raise UserError(f"{exc.message}; see {out / shards.REJECTS}") from None
+        raise UserError(f"{exc.message}; see {storage.join(out, shards.REJECTS)}") from None
     except KeyboardInterrupt:
         raise BuildInterrupted("interrupted before any sample was made; nothing written") from None
 
     # The first write: everything above left --out as it was.
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        with BuildLock(out):
+        storage.makedirs(out)
+        with BuildLock(lock_folder):
             check_out(out, options.resume, options.overwrite)  # another build may have ended
             if options.overwrite:
                 _clear_outputs(out)
@@ -746,7 +758,9 @@ def run_build(
     )
 
 
-def _execute(plan: BuildPlan, out: Path, workers: int, progress: bool, finished: set) -> None:
+def _execute(
+    plan: BuildPlan, out: storage.Location, workers: int, progress: bool, finished: set
+) -> None:
     """Stage 3: make the samples still to do and write their shards."""
     sset = _ShardSet(out, plan.sizes)
     bar = Progress(len(plan.todo), "samples", "sample", enabled=progress)
@@ -775,7 +789,7 @@ def _execute(plan: BuildPlan, out: Path, workers: int, progress: bool, finished:
 
 
 def _finish(
-    out: Path,
+    out: storage.Location,
     options: BuildOptions,
     counts: dict[str, int],
     rejects: list[tuple[str, str]],
@@ -785,12 +799,12 @@ def _finish(
 ) -> None:
     """Stage 4: manifest, rejects, dataset card, preview; then drop ``.partial``."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    parts = out / PARTIAL_DIR
-    tables = [pq.read_table(p) for p in sorted(parts.glob("*.parquet"))]
+    parts = storage.join(out, PARTIAL_DIR)
+    names = [n for n in storage.listdir(parts) if n.endswith(".parquet")]
+    tables = [shards.read_table(storage.join(parts, n)) for n in names]
     table = pa.concat_tables(tables).sort_by("index")
-    shards.write_table(table, out / shards.MANIFEST)
+    shards.write_table(table, storage.join(out, shards.MANIFEST))
 
     _write_rejects(out, rejects)
 
@@ -798,9 +812,9 @@ def _finish(
     card = dataset_card(options, counts, manifest, len(rejects), library)
     if sources is not None:
         card["sources"] = sources
-    shards.write_json_atomic(out / shards.DATASET_CARD, card)
+    shards.write_json_atomic(storage.join(out, shards.DATASET_CARD), card)
     _write_preview(out)
-    shutil.rmtree(parts)
+    storage.remove_tree(parts)
 
 
 def dataset_card(
@@ -861,12 +875,13 @@ def library_fingerprint(library: Any) -> dict[str, Any]:
     }
 
 
-def _write_preview(out: Path) -> None:
+def _write_preview(out: storage.Location) -> None:
     """A contact sheet of the first samples (``preview.png``)."""
     from .preview import dataset_rows, draw_sample_sheet
 
     rows = dataset_rows(out, PREVIEW_SAMPLES)
-    draw_sample_sheet(rows, out / PREVIEW, title=f"{out.name}: first {len(rows)} samples")
+    title = f"{storage.name(out)}: first {len(rows)} samples"
+    draw_sample_sheet(rows, storage.join(out, PREVIEW), title=title)
 
 
 def summary(result: BuildResult) -> str:

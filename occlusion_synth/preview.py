@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -10,7 +11,8 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from occlusion_synth.shards import SPLITS, iter_samples, list_shards
+from occlusion_synth import storage
+from occlusion_synth.shards import SHARDS_DIR, SPLITS, iter_samples, list_shards
 
 #: Side of one image cell on the sheet (pixels; samples are 256x256).
 CELL = 256
@@ -85,11 +87,12 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, font, width: int) -> str:
 
 def draw_sample_sheet(
     samples: Iterable[SampleRow],
-    out_path: str | Path | None = None,
+    out_path: storage.Location | None = None,
     title: str | None = None,
     columns: Sequence[str] = COLUMNS,
 ) -> Image.Image:
-    """Draw a contact sheet of ``samples`` and save it to ``out_path`` (PNG) when given.
+    """Draw a contact sheet of ``samples`` and save it to ``out_path`` (PNG; a path or a URL)
+    when given.
 
     Each sample is ``(input, mask, target, label)``; its tile shows the three images side by
     side under a white strip carrying ``label`` (e.g. the occluder names and categories).
@@ -121,7 +124,11 @@ def draw_sample_sheet(
         )
         for c, img in enumerate((inp, mask, target)[: len(columns)]):
             sheet.paste(_cell(img), (x0 + c * (CELL + GAP), y + LABEL_H))
-    if out_path is not None:
+    if out_path is not None and storage.is_remote(out_path):
+        buf = io.BytesIO()
+        sheet.save(buf, format="PNG")
+        storage.put_bytes(buf.getvalue(), out_path)
+    elif out_path is not None:
         out = Path(out_path)
         out.parent.mkdir(parents=True, exist_ok=True)
         sheet.save(out, format="PNG")
@@ -141,10 +148,11 @@ def sample_label(index: int, meta: dict[str, Any]) -> str:
     return f"{index + 1}. {names}{cov_txt}{src_txt}"
 
 
-def dataset_rows(root: str | Path, n: int) -> list[SampleRow]:
-    """Samples ``0..n-1`` of a built dataset (whatever their splits) as sheet rows, labelled
-    with key and split. Each split's shards hold its samples in index order, so only the
-    first ``n`` of each split are read."""
+def dataset_rows(root: storage.Location, n: int) -> list[SampleRow]:
+    """Samples ``0..n-1`` of a built dataset (a folder or a URL; whatever their splits) as
+    sheet rows, labelled with key and split. Each split's shards hold its samples in index
+    order, so only the first ``n`` of each split are read."""
+    root = storage.location(root)
     first: list[Any] = []
     for split in SPLITS:
         if not list_shards(root, split):
@@ -154,7 +162,7 @@ def dataset_rows(root: str | Path, n: int) -> list[SampleRow]:
                 break
             first.append(s)
     if not first:
-        raise FileNotFoundError(f"no shards in {Path(root) / 'shards'}")
+        raise FileNotFoundError(f"no shards in {storage.join(root, SHARDS_DIR)}")
     first.sort(key=lambda s: s.meta.get("index", 0) if isinstance(s.meta, dict) else 0)
     rows: list[SampleRow] = []
     for s in first[:n]:

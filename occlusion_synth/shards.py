@@ -11,7 +11,10 @@ Layout of a built dataset (the README, "Building a dataset")::
 
 Everything written here is deterministic: tar members carry fixed metadata, PNGs are
 encoded with fixed options and no metadata chunks, JSON has sorted keys. Files appear
-atomically (written under a temporary name, then ``os.replace``d).
+atomically (written under a temporary name, then ``os.replace``d; for an fsspec URL, written
+locally, then uploaded whole: see :mod:`occlusion_synth.storage`).
+
+``OUT`` (and each path below it) is a :data:`storage.Location`: a local folder or a URL.
 
 Reading is safe: members are read into memory (never extracted), and a member that is not
 a regular file, has an absolute path or ``..``, or is larger than a limit is an error.
@@ -26,13 +29,18 @@ import re
 import stat
 import struct
 import tarfile
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from . import storage
+from .storage import Location
 
 #: Member suffixes of one sample, in the order they are written.
 MEMBERS: tuple[str, ...] = ("input.png", "mask.png", "target.png", "json")
@@ -41,7 +49,7 @@ SHARDS_DIR = "shards"
 MANIFEST = "manifest.parquet"
 DATASET_CARD = "dataset.json"
 REJECTS = "rejects.csv"
-TMP_SUFFIX = ".tmp"
+TMP_SUFFIX = storage.TMP_SUFFIX
 #: zlib level of every PNG: fixed so that the bytes are reproducible; 1 is fast and only a
 #: few percent larger than the default on photographs.
 PNG_COMPRESS_LEVEL = 1
@@ -167,16 +175,23 @@ def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
 
 
 class ShardWriter:
-    """Writes one tar shard under a temporary name; ``close()`` renames it into place.
+    """Writes one tar shard under a temporary name; ``close()`` moves it into place.
 
-    Used as a context manager, an exception aborts the shard (the temporary file is removed),
-    so a shard either exists complete under its final name or not at all.
+    For a URL, the temporary file is local (``storage.staging_root()``) and ``close()``
+    uploads it whole under its final name. Used as a context manager, an exception aborts the
+    shard (the temporary file is removed), so a shard either exists complete under its final
+    name or not at all.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Location) -> None:
+        self.path = storage.location(path)
+        if storage.is_remote(self.path):
+            fd, tmp = tempfile.mkstemp(suffix=TMP_SUFFIX, dir=storage.staging_root())
+            os.close(fd)
+            self.tmp_path = Path(tmp)
+        else:
+            self.tmp_path = self.path.with_name(self.path.name + TMP_SUFFIX)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tar = tarfile.open(self.tmp_path, "w", format=tarfile.USTAR_FORMAT)
         self.count = 0
 
@@ -191,15 +206,23 @@ class ShardWriter:
         self.count += 1
 
     def close(self) -> None:
-        """Finish the tar, flush it to disk and move it to its final name."""
+        """Finish the tar, flush it to disk and move (or upload) it to its final name."""
+        remote = storage.is_remote(self.path)
         try:
             self._tar.close()
-            with open(self.tmp_path, "rb+") as fh:
-                os.fsync(fh.fileno())
+            if not remote:
+                with open(self.tmp_path, "rb+") as fh:
+                    os.fsync(fh.fileno())
         except OSError as exc:
             exc.filename = exc.filename or str(self.tmp_path)
             raise
-        os.replace(self.tmp_path, self.path)
+        if remote:
+            try:
+                storage.put_file(self.tmp_path, self.path)
+            finally:
+                self.tmp_path.unlink(missing_ok=True)
+        else:
+            os.replace(self.tmp_path, self.path)
 
     def abort(self) -> None:
         """Drop the partial shard (closing it may fail again on a full disk: ignored)."""
@@ -220,29 +243,19 @@ class ShardWriter:
             self.abort()
 
 
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(path.name + TMP_SUFFIX)
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        exc.filename = exc.filename or str(path)  # say which file (a full disk)
-        raise
-    os.replace(tmp, path)
+def write_bytes_atomic(path: Location, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole (``storage.put_bytes``: a temporary file and
+    ``os.replace`` locally; one whole upload for a URL)."""
+    storage.put_bytes(data, storage.location(path))
 
 
-def write_json_atomic(path: str | os.PathLike[str], obj: Any) -> None:
+def write_json_atomic(path: Location, obj: Any) -> None:
     """Pretty, sorted, deterministic JSON written atomically (the dataset card)."""
     text = json.dumps(jsonable(obj), sort_keys=True, indent=2, allow_nan=False) + "\n"
     write_bytes_atomic(path, text.encode("utf-8"))
 
 
-def write_table(rows: list[dict[str, Any]] | Any, path: str | os.PathLike[str]) -> None:
+def write_table(rows: list[dict[str, Any]] | Any, path: Location) -> None:
     """Write manifest rows (dicts with the same keys, or a pyarrow Table) to Parquet, atomically."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -256,20 +269,27 @@ def write_table(rows: list[dict[str, Any]] | Any, path: str | os.PathLike[str]) 
     write_bytes_atomic(path, buf.getvalue())
 
 
-def read_manifest(root: str | os.PathLike[str]):
+def read_table(path: Location) -> Any:
+    """A Parquet file (a manifest, a build's part file) as a pyarrow Table."""
+    import pyarrow.parquet as pq
+
+    if storage.is_remote(path):
+        return pq.read_table(io.BytesIO(storage.read_bytes(path)))
+    return pq.read_table(path)
+
+
+def read_manifest(root: Location):
     """``OUT/manifest.parquet`` as a pandas DataFrame."""
-    import pandas as pd
-
-    path = Path(root) / MANIFEST
-    if not path.is_file():
+    path = storage.join(storage.location(root), MANIFEST)
+    if not storage.isfile(path):
         raise FileNotFoundError(f"no {MANIFEST} in {root}")
-    return pd.read_parquet(path)
+    return read_table(path).to_pandas()
 
 
-def load_manifest(root: str | os.PathLike[str], columns: Iterable[str] = ()) -> Any:
+def load_manifest(root: Location, columns: Iterable[str] = ()) -> Any:
     """The manifest for a command that needs it: any problem (missing, not a regular file,
     not Parquet, lacking one of ``columns``) is a ``ShardError`` in one line."""
-    path = Path(root) / MANIFEST
+    path = storage.join(storage.location(root), MANIFEST)
     check_regular(path)
     try:
         manifest = read_manifest(root)
@@ -281,14 +301,14 @@ def load_manifest(root: str | os.PathLike[str], columns: Iterable[str] = ()) -> 
     return manifest
 
 
-def read_dataset_card(root: str | os.PathLike[str]) -> dict[str, Any]:
+def read_dataset_card(root: Location) -> dict[str, Any]:
     """``OUT/dataset.json`` as a dict (``ShardError`` when it is not a regular file holding a
     JSON object; ``OSError`` when it is missing)."""
-    path = Path(root) / DATASET_CARD
-    if path.exists():
+    path = storage.join(storage.location(root), DATASET_CARD)
+    if storage.exists(path):
         check_regular(path)  # a FIFO would block the reader forever
     try:
-        card = json.loads(path.read_text(encoding="utf-8"))
+        card = json.loads(storage.read_bytes(path).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise ShardError(f"{path} is not JSON ({exc})") from None
     if not isinstance(card, dict):
@@ -334,20 +354,32 @@ def split_member_name(name: str) -> tuple[str, str]:
     return (key if prefix == "." else f"{prefix}/{key}"), ext
 
 
+@contextmanager
+def open_tar(path: Location) -> Iterator[tarfile.TarFile]:
+    """A shard opened for reading, local or at a URL (streamed in large sequential blocks,
+    never downloaded whole). Call ``check_regular`` first."""
+    if storage.is_remote(path):
+        with storage.open_read(path) as fh, tarfile.open(fileobj=fh, mode="r:") as tar:
+            yield tar
+    else:
+        with tarfile.open(path, "r:") as tar:
+            yield tar
+
+
 def read_shard(
-    path: str | os.PathLike[str], max_member_bytes: int = MAX_MEMBER_BYTES
+    path: Location, max_member_bytes: int = MAX_MEMBER_BYTES
 ) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {extension: bytes})`` for each group of consecutive members of a shard.
 
-    Nothing is written to disk. Raises ``ShardError`` for an unsafe member, a truncated or
-    corrupt tar, or a key that appears in two separate groups.
+    Nothing is written to disk (a shard at a URL is streamed). Raises ``ShardError`` for an
+    unsafe member, a truncated or corrupt tar, or a key that appears in two separate groups.
     """
     seen: set[str] = set()
     key: str | None = None
     group: dict[str, bytes] = {}
     check_regular(path)
     try:
-        with tarfile.open(path, "r:") as tar:
+        with open_tar(path) as tar:
             for member in tar:
                 check_member(member, max_member_bytes)
                 k, ext = split_member_name(member.name)
@@ -371,9 +403,7 @@ def read_shard(
         yield key, group
 
 
-def count_shard_samples(
-    path: str | os.PathLike[str], max_member_bytes: int = MAX_MEMBER_BYTES
-) -> int:
+def count_shard_samples(path: Location, max_member_bytes: int = MAX_MEMBER_BYTES) -> int:
     """Number of sample keys in a shard, from the tar headers only (no member is read).
 
     Applies the member checks of ``read_shard`` (raising ``ShardError`` the same way) but not
@@ -382,7 +412,7 @@ def count_shard_samples(
     keys: set[str] = set()
     check_regular(path)
     try:
-        with tarfile.open(path, "r:") as tar:
+        with open_tar(path) as tar:
             for member in tar:
                 check_member(member, max_member_bytes)
                 keys.add(split_member_name(member.name)[0])
@@ -391,8 +421,17 @@ def count_shard_samples(
     return len(keys)
 
 
-def check_regular(path: str | os.PathLike[str]) -> None:
-    """Refuse a shard path that is not a regular file (a FIFO would block a reader forever)."""
+def check_regular(path: Location) -> None:
+    """Refuse a shard path that is not a regular file (a FIFO would block a reader forever;
+    at a URL: not an object)."""
+    if storage.is_remote(path):
+        try:
+            found = storage.isfile(path)
+        except OSError as exc:
+            raise ShardError(f"cannot read {path} ({exc})") from None
+        if not found:
+            raise ShardError(f"cannot read {path} (no such object)")
+        return
     try:
         mode = os.stat(path).st_mode
     except OSError as exc:
@@ -465,24 +504,23 @@ def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> Sa
     )
 
 
-def list_shards(root: str | os.PathLike[str], split: str | None = None) -> list[Path]:
-    """Finished shards of a dataset (``OUT/shards/<split>-NNNNNN.tar``), in name order."""
-    folder = Path(root) / SHARDS_DIR
-    if not folder.is_dir():
-        return []
+def list_shards(root: Location, split: str | None = None) -> list[Location]:
+    """Finished shards of a dataset (``OUT/shards/<split>-NNNNNN.tar``), in name order
+    (``Path``s for a local dataset, URLs for one at a URL)."""
+    folder = storage.join(storage.location(root), SHARDS_DIR)
     out = []
-    for p in sorted(folder.iterdir()):
-        parsed = parse_shard_name(p.name)
+    for name in storage.listdir(folder):
+        parsed = parse_shard_name(name)
         if parsed and (split is None or parsed[0] == split):
-            out.append(p)
+            out.append(storage.join(folder, name))
     return out
 
 
-def iter_samples(root: str | os.PathLike[str], split: str | None = None) -> Iterator[Sample]:
+def iter_samples(root: Location, split: str | None = None) -> Iterator[Sample]:
     """Yield every sample of a built dataset (one split, or all), decoded, in shard order."""
     shards = list_shards(root, split)
     if not shards:
-        raise FileNotFoundError(f"no shards in {Path(root) / SHARDS_DIR}")
+        raise FileNotFoundError(f"no shards in {storage.join(storage.location(root), SHARDS_DIR)}")
     for path in shards:
         for key, members in read_shard(path):
-            yield decode_sample(key, members, shard=path.name)
+            yield decode_sample(key, members, shard=storage.name(path))

@@ -12,14 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import shards
+from . import shards, storage
 from .canonical import CANONICAL_SIZE, FIVE_POINTS, mean_shape_array
 
 #: Manifest columns the figure reads.
 MANIFEST_COLUMNS = ("categories", "coverage", "split")
 
 
-def mean_mask(root: str | Path, max_masks: int | None = None) -> tuple[np.ndarray, int]:
+def mean_mask(root: storage.Location, max_masks: int | None = None) -> tuple[np.ndarray, int]:
     """Mean of the masks (0..1, 256x256) over every sample, or ``max_masks`` spread evenly."""
     paths = shards.list_shards(root)
     total = np.zeros((CANONICAL_SIZE, CANONICAL_SIZE), dtype=np.float64)
@@ -37,14 +37,17 @@ def mean_mask(root: str | Path, max_masks: int | None = None) -> tuple[np.ndarra
             try:  # the header is checked first: a decompression bomb is never decoded
                 mask = shards.decode_png(members["mask.png"], "L")
             except ValueError as exc:
-                raise shards.ShardError(f"{path.name}: sample {key!r}: mask.png {exc}") from None
+                where = storage.name(path)
+                raise shards.ShardError(f"{where}: sample {key!r}: mask.png {exc}") from None
             total += mask.astype(np.float64) / 255.0
             count += 1
     return (total / count if count else total), count
 
 
-def draw_stats(root: str | Path, out: str | Path, max_masks: int | None = None) -> Path:
-    """Draw the statistics figure of the dataset in ``root`` to ``out`` (PNG)."""
+def draw_stats(root: storage.Location, out: str | Path, max_masks: int | None = None) -> Path:
+    """Draw the statistics figure of the dataset in ``root`` (a folder or a URL) to ``out``
+    (PNG)."""
+    root = storage.location(root)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,7 +104,8 @@ def draw_stats(root: str | Path, out: str | Path, max_masks: int | None = None) 
     ax.set_title("Samples per split")
     ax.set_ylabel("samples")
 
-    fig.suptitle(f"{Path(root).resolve().name}: {len(manifest)} samples")
+    title = storage.name(root) if storage.is_remote(root) else Path(root).resolve().name
+    fig.suptitle(f"{title}: {len(manifest)} samples")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)

@@ -11,12 +11,11 @@ import math
 import multiprocessing as mp
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from . import shards
+from . import shards, storage
 from .canonical import CANONICAL_SIZE
 
 #: Largest allowed |coverage in manifest - coverage of the mask|.
@@ -62,7 +61,7 @@ def _meta_fields(meta: dict[str, Any]) -> dict[str, Any]:
 class VerifyReport:
     """The outcome of ``verify_dataset``: counts and every problem found."""
 
-    root: Path
+    root: storage.Location
     shards: int = 0
     samples: int = 0
     splits: dict[str, int] = field(default_factory=dict)
@@ -145,34 +144,34 @@ def check_sample(
     return problems, info
 
 
-def check_shard(path: Path) -> tuple[list[str], dict[str, SampleInfo]]:
-    """Problems of one shard file and what its samples say, keyed by sample key."""
-    parsed = shards.parse_shard_name(path.name)
+def check_shard(path: storage.Location) -> tuple[list[str], dict[str, SampleInfo]]:
+    """Problems of one shard file (local or at a URL) and what its samples say, by key."""
+    shard = storage.name(path)
+    parsed = shards.parse_shard_name(shard)
     split = parsed[0] if parsed else None
     problems: list[str] = []
     seen: dict[str, SampleInfo] = {}
     try:
         for key, members in shards.read_shard(path):
             found, info = check_sample(key, members, split)
-            problems.extend(f"{path.name}: {key}: {p}" for p in found)
-            info.shard = path.name
+            problems.extend(f"{shard}: {key}: {p}" for p in found)
+            info.shard = shard
             seen[key] = info
     except shards.ShardError as exc:
-        problems.append(f"{path.name}: {exc}")
+        problems.append(f"{shard}: {exc}")
     return problems, seen
 
 
-def _leftovers(root: Path) -> list[str]:
+def _leftovers(root: storage.Location) -> list[str]:
     problems = []
-    for folder in (root, root / shards.SHARDS_DIR):
-        if not folder.is_dir():
-            continue
-        for p in sorted(folder.iterdir()):
-            if p.name.endswith(shards.TMP_SUFFIX):
-                problems.append(f"leftover partial file {p.relative_to(root)}")
-            elif folder.name == shards.SHARDS_DIR and not shards.parse_shard_name(p.name):
-                problems.append(f"unexpected file {p.relative_to(root)}")
-    if (root / ".partial").exists():
+    for prefix in ("", shards.SHARDS_DIR):
+        for name in storage.listdir(storage.join(root, prefix) if prefix else root):
+            relative = f"{prefix}/{name}" if prefix else name
+            if name.endswith(shards.TMP_SUFFIX):
+                problems.append(f"leftover partial file {relative}")
+            elif prefix and not shards.parse_shard_name(name):
+                problems.append(f"unexpected file {relative}")
+    if storage.exists(storage.join(root, ".partial")):
         problems.append("unfinished build (.partial/ present): rerun the build with --resume")
     return problems
 
@@ -187,19 +186,20 @@ def _map(fn: Callable, items: list, workers: int) -> Iterator:
 
 
 def verify_dataset(
-    root: str | Path, workers: int = 1, progress: Callable[[int], None] | None = None
+    root: storage.Location, workers: int = 1, progress: Callable[[int], None] | None = None
 ) -> VerifyReport:
-    """Read every shard and check every sample, the manifest and ``dataset.json``."""
-    root = Path(root)
+    """Read every shard and check every sample, the manifest and ``dataset.json`` (of a
+    dataset in a folder or at a URL, whose shards are streamed)."""
+    root = storage.location(root)
     report = VerifyReport(root=root)
-    if not root.is_dir():
+    if not storage.isdir(root):
         report.problems.append(f"{root} is not a folder")
         return report
     report.problems.extend(_leftovers(root))
     paths = shards.list_shards(root)
     report.shards = len(paths)
     if not paths:
-        report.problems.append(f"no shards in {root / shards.SHARDS_DIR}")
+        report.problems.append(f"no shards in {storage.join(root, shards.SHARDS_DIR)}")
     samples: dict[str, SampleInfo] = {}
     for shard_problems, seen in _map(check_shard, paths, workers):
         report.problems.extend(shard_problems)
@@ -220,7 +220,7 @@ def verify_dataset(
     return report
 
 
-def _check_manifest(root: Path, samples: dict[str, SampleInfo]) -> list[str]:
+def _check_manifest(root: storage.Location, samples: dict[str, SampleInfo]) -> list[str]:
     try:
         manifest = shards.load_manifest(root)  # a FIFO is refused, not read forever
     except (OSError, shards.ShardError) as exc:  # a missing or broken manifest is a finding
@@ -281,7 +281,7 @@ def _close(a: Any, b: Any, tolerance: float) -> bool:
         return False
 
 
-def _check_card(root: Path, report: VerifyReport) -> list[str]:
+def _check_card(root: storage.Location, report: VerifyReport) -> list[str]:
     """``dataset.json``'s counts against the shards; a card that cannot be read, or whose
     fields have the wrong type, is a finding, never a crash."""
     name = shards.DATASET_CARD

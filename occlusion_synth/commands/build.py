@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from occlusion_synth.cli_support import Command
+from occlusion_synth.commands.location import LOCATION
 from occlusion_synth.commands.options import (
     cache_spec,
     categories_option,
@@ -32,8 +33,9 @@ from occlusion_synth.commands.options import (
 @click.option(
     "--out",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder (shards/, manifest.parquet, dataset.json, rejects.csv, preview.png).",
+    type=LOCATION,
+    help="Output folder (shards/, manifest.parquet, dataset.json, rejects.csv, preview.png), "
+    "or a URL such as s3://bucket/prefix (each shard is uploaded whole once complete).",
 )
 @seed_option
 @click.option(

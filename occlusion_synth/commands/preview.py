@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from occlusion_synth.cli_support import Command
+from occlusion_synth.commands.location import LOCATION
 from occlusion_synth.commands.options import (
     cache_spec,
     categories_option,
@@ -20,6 +21,7 @@ from occlusion_synth.commands.options import (
     seed_option,
 )
 from occlusion_synth.errors import UserError
+from occlusion_synth.storage import Location
 
 
 def _samples_from_faces(options: Any, progress: bool = True) -> list:
@@ -47,7 +49,7 @@ def _samples_from_faces(options: Any, progress: bool = True) -> list:
     return rows
 
 
-def _samples_from_dataset(root: Path, n: int):
+def _samples_from_dataset(root: Location, n: int):
     """The first ``n`` samples of a built dataset."""
     from occlusion_synth.preview import dataset_rows
     from occlusion_synth.shards import ShardError
@@ -66,8 +68,9 @@ def _samples_from_dataset(root: Path, n: int):
 @click.option(
     "--from",
     "from_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Draw the samples from a built dataset instead (a folder made by `occsynth build`).",
+    type=LOCATION,
+    help="Draw the samples from a built dataset instead (a folder made by `occsynth build`, "
+    "or its URL: s3://bucket/x).",
 )
 @click.option(
     "--n",
@@ -85,7 +88,7 @@ def _samples_from_dataset(root: Path, n: int):
 @out_file_option("Where to write the sheet (PNG).")
 def preview(
     faces: str | None,
-    from_dir: Path | None,
+    from_dir: Location | None,
     n: int,
     seed: int,
     categories: str | None,
