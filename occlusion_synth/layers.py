@@ -17,7 +17,9 @@ class Layer:
     contact shadow), ``gloss`` how shiny it is (0 matte .. 1 glossy plastic or metal).
     ``lit``: the colour already carries a photo's light (a harvested occluder, harmonised to
     the face): the compositor matches only the local shading, with no global gain, colour
-    cast or form shading on top.
+    cast or form shading on top. ``surface``: for a drawn face-worn occluder, ``(x0, y0, u,
+    v)``: over its box from (x0, y0), the canonical template point (u, v) each pixel shows,
+    so per-sample folds and creases (``drape``) follow the warped fabric; else None.
     """
 
     rgb: np.ndarray
@@ -28,3 +30,4 @@ class Layer:
     gloss: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     lit: bool = False
+    surface: tuple[int, int, np.ndarray, np.ndarray] | None = None

@@ -317,8 +317,13 @@ def _tps_apply(model: tuple[np.ndarray, np.ndarray], pts: np.ndarray) -> np.ndar
     return U @ coef[:n] + coef[n] + pts @ coef[n + 1 :]
 
 
-def _warp_tps(occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict) -> Layer:
-    """Warp by a thin-plate spline taking asset points ``src`` onto frame points ``dst``."""
+def _warp_tps(
+    occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict, T: np.ndarray | None = None
+) -> Layer:
+    """Warp by a thin-plate spline taking asset points ``src`` onto frame points ``dst``.
+
+    ``T`` (canonical -> asset pixels, a drawn asset's template) also records, for every
+    pixel of the box, the canonical template point it shows (``Layer.surface``)."""
     cache = _prepare(occ)
     fwd = _tps_fit(src, dst)
     scale = _det_scale(fwd[1][-2:])
@@ -346,7 +351,15 @@ def _warp_tps(occ: Occluder, src: np.ndarray, dst: np.ndarray, params: dict) -> 
     c = None
     if cache["has_contact"]:
         c = cv2.remap(con, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return _to_layer(occ, prem, c, box, params)
+    layer = _to_layer(occ, prem, c, box, params)
+    if T is not None:
+        a0 = (m + 0.5) * f - 0.5  # back to level-0 asset pixels
+        Ti = cv2.invertAffineTransform(T)
+        uv = a0 @ Ti[:, :2].T + Ti[:, 2]
+        u = _grid_interp(uv[:, 0].reshape(ny, nx), step, x1 - x0, y1 - y0)
+        v = _grid_interp(uv[:, 1].reshape(ny, nx), step, x1 - x0, y1 - y0)
+        layer.surface = (x0, y0, u, v)
+    return layer
 
 
 def _grid_interp(g: np.ndarray, step: int, w: int, h: int) -> np.ndarray:
@@ -538,6 +551,63 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
     return _to_layer(occ, prem, c, box, params)
 
 
+#: Face Mesh points a drawn mask or scarf also follows when the dense mesh is known: the
+#: face outline from the cheekbones round the jaw to under the chin, the cheeks and the
+#: nose ridge, at their mean canonical positions (median of Face Mesh on CelebA faces,
+#: made left-right symmetric), so the rim hugs this face's jaw line and cheeks.
+FIT_POINTS: dict[int, tuple[float, float]] = {
+    234: (66.4, 133.0), 454: (188.2, 133.0), 93: (67.1, 145.9), 323: (187.5, 145.9),
+    132: (68.9, 160.0), 361: (185.7, 160.0), 58: (72.7, 174.6), 288: (181.9, 174.6),
+    136: (84.9, 195.5), 365: (169.7, 195.5), 150: (92.9, 203.4), 379: (161.7, 203.4),
+    149: (100.0, 208.6), 378: (154.6, 208.6), 176: (107.5, 213.5), 400: (147.1, 213.5),
+    148: (116.2, 216.8), 377: (138.4, 216.8), 50: (84.4, 146.3), 280: (170.2, 146.3),
+    118: (88.3, 134.4), 347: (166.3, 134.4), 197: (127.3, 128.8),
+}  # fmt: skip
+
+
+#: Beyond this yaw (``estimate_yaw``) the far side's outline points are left out of the fit.
+FIT_MAX_YAW = 0.6
+
+
+def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """2x3 least-squares similarity taking points ``a`` (N, 2) onto ``b``."""
+    ca, cb = a.mean(0), b.mean(0)
+    a0, b0 = a - ca, b - cb
+    den = max(float((a0**2).sum()), 1e-9)
+    p = float((a0 * b0).sum()) / den
+    q = float((a0[:, 0] * b0[:, 1] - a0[:, 1] * b0[:, 0]).sum()) / den
+    A = np.array([[p, -q], [q, p]])
+    return np.hstack([A, (cb - A @ ca)[:, None]])
+
+
+def _template(occ: Occluder, names: list[str]) -> np.ndarray | None:
+    """2x3 map from canonical coordinates to a drawn face-worn asset's pixels: a similarity
+    fitted to its named anchors (exact for the drawn library, which is drawn on a scaled
+    copy of the canonical frame); None for a harvested asset or too few anchors."""
+    if occ.harvest is not None or len(names) < 3:
+        return None
+    canon = np.array([MEAN_SHAPE[k] for k in names], np.float64)
+    asset = np.array([occ.anchors[k] for k in names], np.float64)
+    return _similarity(canon, asset)
+
+
+def _fit_points(T: np.ndarray | None, lm: Landmarks) -> tuple[np.ndarray, np.ndarray]:
+    """Extra (asset, frame) point pairs along the face outline for a drawn face-worn asset
+    (canonical -> asset map ``T``) on a face with the dense mesh: ``FIT_POINTS``."""
+    empty = np.zeros((0, 2))
+    if T is None or lm.dense is None:
+        return empty, empty
+    pts = np.array(list(FIT_POINTS.values()), np.float64)
+    idx = list(FIT_POINTS)
+    yaw = estimate_yaw(lm)
+    if abs(yaw) > FIT_MAX_YAW:  # the far outline folds onto the silhouette: near side only
+        keep = (pts[:, 0] - 127.3) * np.sign(yaw) < 10.0
+        pts, idx = pts[keep], [i for i, k in zip(idx, keep, strict=True) if k]
+    src = pts @ T[:, :2].T + T[:, 2]
+    dst = lm.dense[idx].astype(np.float64)
+    return src, dst
+
+
 def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     j = _jitter(occ, rng)
     names = [k for k in occ.anchors.points if k in lm.points]
@@ -545,6 +615,9 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
     dst = np.array([lm[k] for k in names], np.float64)
     iod = max(lm.inter_ocular, 1e-3)
     c = dst.mean(0)
+    T = _template(occ, names)
+    fit_src, fit_dst = _fit_points(T, lm)
+    src, dst = np.vstack([src, fit_src]), np.vstack([dst, fit_dst])
     u = np.array([np.cos(lm.roll), np.sin(lm.roll)])
     n = np.array([-u[1], u[0]])
     R = _rot(j["rotation_deg"])
@@ -556,9 +629,38 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
         "offset_iod": [round(j["offset_x"], 3), round(j["offset_y"], 3)],
         "yaw": round(estimate_yaw(lm), 3),
         "anchors": names,
+        "fit_points": len(fit_src),
         "target": "lower_face",
     }
-    return _warp_tps(occ, src, dst, params)
+    layer = _warp_tps(occ, src, dst, params, T)
+    if T is not None:
+        _clip_far_side(layer, lm)
+    return layer
+
+
+#: From this yaw (``estimate_yaw``) on, a drawn mask ends at the face's far silhouette.
+CLIP_MIN_YAW = 0.25
+
+
+def _clip_far_side(layer: Layer, lm: Landmarks) -> None:
+    """On a turned face with the dense mesh, cut a drawn mask's far side (beyond the nose,
+    away from the camera) at the face's silhouette, the convex hull of the mesh (nose and
+    lips included), so the fabric and its far ear loop never hang in the background."""
+    yaw = estimate_yaw(lm)
+    if lm.dense is None or abs(yaw) < CLIP_MIN_YAW:
+        return
+    hull = cv2.convexHull(np.rint(lm.dense * 4).astype(np.int32))
+    inside = np.zeros((S, S), np.uint8)
+    cv2.fillConvexPoly(inside, hull, 255, cv2.LINE_AA, shift=2)
+    keep = inside.astype(np.float32) * np.float32(1 / 255)
+    u = np.array([np.cos(lm.roll), np.sin(lm.roll)]) * np.sign(yaw)
+    gy, gx = np.mgrid[0:S, 0:S].astype(np.float32)
+    far = (gx - lm["nose_tip"][0]) * u[0] + (gy - lm["nose_tip"][1]) * u[1]
+    keep = np.maximum(keep, np.clip(1.0 - far * 0.25, 0.0, 1.0))
+    layer.alpha = layer.alpha * keep
+    if layer.contact is not None:
+        layer.contact = layer.contact * keep
+    layer.params["far_side_clipped"] = True
 
 
 def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:

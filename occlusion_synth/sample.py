@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from occlusion_synth.compose import OutsideFill, composite
+from occlusion_synth.drape import drape
 from occlusion_synth.layers import Layer
 from occlusion_synth.occluders.harmonise import (
     DEFAULT_STRENGTH,
@@ -342,6 +343,7 @@ def _draw_layers(
     layers, extra = [], []
     for occ in occluders:
         layer = place(occ, face.landmarks, rng)
+        drape(layer, stats.light_dir, rng)  # drawn fabric: per-sample folds, face-lit
         note: dict[str, Any] = {}
         if occ.harvest is not None:  # a real photo: its own colours, harmonised; no tint
             note = harmonise_harvested(layer, occ, face)

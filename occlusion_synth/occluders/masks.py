@@ -108,8 +108,8 @@ def _cord(cv: Canvas, path, width: float, color, fade_from: float = 0.55) -> Non
 #: Ear loops (image-right side, canonical coordinates): each strand leaves the mask's
 #: corner under its rim and runs back to the ear, where it passes behind it.
 EAR_LOOP_STRANDS = (
-    [(176, 148), (187, 144), (197, 140), (204, 137), (210, 134)],
-    [(172, 209), (184, 201), (194, 189), (201, 176), (207, 164)],
+    [(181, 145), (190, 141), (198, 138), (204, 136), (209, 134)],
+    [(173, 195), (183, 187), (192, 176), (199, 165), (205, 155)],
 )
 
 
@@ -133,29 +133,35 @@ def _finish(cv: Canvas, t: Template, names, placement, gloss: float, contact: st
 
 # -- medical masks -------------------------------------------------------------------------
 MEDICAL = [
-    ("blue", "#8fc3e6", 3, "#ffffff"),
-    ("white", "#f1f3f2", 3, "#f4f4f4"),
-    ("mint", "#a9dcc6", 3, "#ffffff"),
-    ("pink", "#f1b9c8", 2, "#ffffff"),
-    ("black", "#2a2b2f", 3, "#1b1b1e"),
-    ("lavender", "#c3b6e6", 2, "#ffffff"),
+    ("blue", "#8fc3e6", "#ffffff"),
+    ("white", "#f1f3f2", "#f4f4f4"),
+    ("mint", "#a9dcc6", "#ffffff"),
+    ("pink", "#f1b9c8", "#ffffff"),
+    ("black", "#2a2b2f", "#1b1b1e"),
+    ("lavender", "#c3b6e6", "#ffffff"),
 ]
 
 #: medical mask rim in canonical coordinates: the top rides up the nose bridge, the sides
-#: meet the cheek edges (about 1.1x the face silhouette at the upper lip on MediaPipe faces)
+#: lie on the face outline (Face Mesh's mean oval, ``placement.FIT_POINTS``) from the
+#: cheekbones to the jaw angle, and the lower edge runs from there under the chin, a little
+#: below the jaw line (the fabric bridges the hollow under it)
 MEDICAL_OUTLINE = [
-    (70, 143),
-    (98, 134),
-    (127, 130),
-    (156, 134),
-    (184, 143),
-    (190, 175),
-    (176, 213),
-    (148, 232),
-    (127, 237),
-    (106, 232),
-    (78, 213),
-    (64, 175),
+    (68, 141),
+    (96, 132),
+    (127, 127.5),
+    (158, 132),
+    (186.5, 141),
+    (189, 156),
+    (185.5, 172),
+    (178.5, 190),
+    (164, 207),
+    (146, 221),
+    (127, 227),
+    (108, 221),
+    (90.5, 207),
+    (76, 190),
+    (69, 172),
+    (65.5, 156),
 ]
 
 
@@ -166,29 +172,16 @@ def _fabric_light(base: np.ndarray, shade: np.ndarray) -> np.ndarray:
     return base * shade[..., None] + lift
 
 
-def _medical(seed: int, color: str, pleats: int, loop: str) -> Drawn:
+def _medical(seed: int, color: str, loop: str) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
     _ear_loops(cv, t, loop)
     outline = t(_smooth_outline(MEDICAL_OUTLINE))
     body = cv.poly(outline)
-    # pleats: each fold overlaps the one below, so under every fold line there is a shadowed
-    # step that fades downwards, and just above it a lit edge; the folds sag with the face
-    # and are pinched together towards the bound side edges
-    x = cv.xx / t.k + t.x0
-    y = cv.yy / t.k + t.y0
-    ax = np.clip(np.abs(x - 127) / 62, 0, 1)
-    sag = 9 * (1 - ax**2)
+    # the pleats are folded per sample (``drape``: their count, spacing and sag vary, lit by
+    # the face's light); the asset carries the fabric, its soft wrinkles and the bound edges
     shade = cv.cylinder((127 - t.x0) * t.k, 66 * t.k, 0.7) * cv.noise(1.2, 0.03)
     shade = shade * cv.noise(18, 0.05)  # soft wrinkles
-    mid = 182.0
-    for i in range(pleats):
-        py0 = 160 + i * (44 / max(pleats - 1, 1))
-        py = mid + (py0 - mid) * (1 - 0.35 * ax**2) + sag * 0.6
-        q = y - py
-        below = np.where(q > 0, np.exp(-q / 4.0), 0.0)  # the shadow under the fold
-        edge = np.exp(-(((q + 1.6) / 1.4) ** 2))  # the fold's lit lip
-        shade = shade * (1 - 0.3 * below) * (1 + 0.16 * edge)
     shade = shade * cv.vgrad(t((0, 130))[0, 1], t((0, 238))[0, 1], 1.06, 0.88)
     cv.paint(body, _fabric_light(rgb(color), shade.astype(np.float32)))
     cv.paint(cv.polyline(outline, 7, closed=True) * body, rgb(color) * 0.93)  # bound edge
@@ -207,18 +200,22 @@ def _medical(seed: int, color: str, pleats: int, loop: str) -> Drawn:
 
 # -- cloth masks, N95 and KN95 ------------------------------------------------------------
 CLOTH_OUTLINE = [
-    (70, 145),
-    (96, 136),
-    (127, 129),
-    (158, 136),
-    (184, 145),
-    (191, 178),
-    (174, 216),
-    (147, 235),
-    (127, 241),
-    (107, 235),
-    (80, 216),
-    (63, 178),
+    (69, 142),
+    (97, 131),
+    (127, 124),
+    (157, 131),
+    (185.5, 142),
+    (188, 160),
+    (183.5, 178),
+    (174, 196),
+    (158, 213),
+    (142, 224),
+    (127, 229),
+    (112, 224),
+    (96.5, 213),
+    (80.5, 196),
+    (71, 178),
+    (66.5, 160),
 ]
 
 CLOTH = [
@@ -467,9 +464,7 @@ def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
 
 
 def medical_masks():
-    return [
-        (f"medical_mask_{n}", lambda s, v=(c, p, lp): _medical(s, *v)) for n, c, p, lp in MEDICAL
-    ]
+    return [(f"medical_mask_{n}", lambda s, v=(c, lp): _medical(s, *v)) for n, c, lp in MEDICAL]
 
 
 def cloth_masks():

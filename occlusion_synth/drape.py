@@ -1,0 +1,131 @@
+"""Per-sample folds and creases of a drawn fabric occluder, lit by the face's own light.
+
+A drawn mask or scarf is placed with ``Layer.surface``: for every pixel of its box, the
+canonical template point it shows. Here a height field is built in those template
+coordinates, so it bends with the warped fabric (round the chin, over the nose, narrowing
+on the far side of a turned face), and shades the layer by its slope towards the face's
+light (``realism.FaceStats.light_dir``) plus a little occlusion in its hollows:
+
+- **pleats** (medical masks): 2-4 folds, each a lit lip over a shadowed step, sagging in
+  the middle and pinched together towards the bound side edges; their number, spacing,
+  sag, tilt and depth are drawn per sample, so no two masks repeat exactly.
+- **creases** (cloth masks, scarves): 1-3 tension creases running from the ear-loop
+  corners or the sides towards the middle, plus a soft cross-wise wave; rigid respirators
+  (N95/KN95, moulded) get none.
+
+Each sample's draws are recorded in ``Layer.params["drape"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .layers import Layer
+
+#: Categories folded in pleats; other fabric categories with a surface get creases.
+PLEATED = frozenset({"medical_mask"})
+#: Name parts of moulded, rigid masks: no creases.
+RIGID = ("n95", "kn95")
+
+#: Slope shading and hollow darkening at full depth.
+SLOPE_GAIN = 0.3
+HOLLOW_GAIN = 0.2
+
+
+def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Height field (template px) of a pleated mask's folds, and the draws."""
+    n = int(rng.integers(2, 5))
+    top, bottom = float(rng.uniform(150, 158)), float(rng.uniform(196, 206))
+    jit = rng.uniform(-1.5, 1.5, 4)
+    sag = float(rng.uniform(4.0, 10.0))
+    pinch = float(rng.uniform(0.25, 0.45))
+    tilt = float(rng.uniform(-2.0, 2.0))
+    depth = float(rng.uniform(0.7, 1.1))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    ax = np.clip(np.abs(u - 127.0) * (1 / 62.0), 0, 1)
+    ax2 = ax * ax
+    mid = (top + bottom) / 2
+    wave = 0.8 * np.sin(u * (1 / 9.0) + phase) + tilt * (u - 127.0) * (1 / 60.0)
+    h = np.zeros_like(u)
+    hollow = np.zeros_like(u)
+    for i in range(n):
+        p0 = top + i * (bottom - top) / max(n - 1, 1) + float(jit[i])
+        py = mid + (p0 - mid) * (1 - pinch * ax2) + sag * 0.6 * (1 - ax2) + wave
+        q = v - py
+        lip = np.exp(-(((q + 1.3) * (1 / 1.5)) ** 2))
+        step = np.where(q > 0, np.exp(-np.maximum(q, 0) * (1 / 4.5)), 0.0)
+        h += lip - 0.9 * step
+        hollow += step
+    info = {
+        "kind": "pleats",
+        "count": n,
+        "sag": round(sag, 2),
+        "pinch": round(pinch, 3),
+        "tilt": round(tilt, 2),
+        "depth": round(depth, 3),
+    }
+    return (h * depth).astype(np.float32), {**info, "_hollow": hollow * depth}
+
+
+#: Where tension creases start (template coordinates): the ear-loop corners and the sides.
+_CREASE_STARTS = ((182.0, 145.0), (72.0, 145.0), (176.0, 192.0), (78.0, 192.0))
+
+
+def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Height field (template px) of 1-3 tension creases and a soft cross-wise wave."""
+    n = int(rng.integers(1, 4))
+    starts = rng.permutation(len(_CREASE_STARTS))[:3]
+    ends = rng.uniform((112.0, 150.0), (142.0, 205.0), (3, 2))
+    widths = rng.uniform(3.0, 6.5, 3)
+    heights = rng.uniform(0.6, 1.4, 3) * rng.choice([-1.0, 1.0], 3)
+    period = float(rng.uniform(14.0, 24.0))
+    phase = float(rng.uniform(0, 2 * np.pi))
+    amp = float(rng.uniform(0.3, 0.8))
+    h = (amp * np.sin(v * (1 / period) * 2 * np.pi + phase + 0.02 * u)).astype(np.float32)
+    for k in range(n):
+        p0 = np.array(_CREASE_STARTS[int(starts[k])])
+        d = ends[k] - p0
+        length2 = float(d @ d)
+        t = np.clip(((u - p0[0]) * d[0] + (v - p0[1]) * d[1]) * (1 / length2), 0, 1)
+        dist2 = (u - p0[0] - t * d[0]) ** 2 + (v - p0[1] - t * d[1]) ** 2
+        fade = np.sqrt(np.clip(np.sin(np.pi * t), 0, 1))  # the crease dies out at its ends
+        h += heights[k] * np.exp(-dist2 * (1 / widths[k] ** 2)) * fade
+    info = {"kind": "creases", "count": n, "wave_period": round(period, 2), "wave": round(amp, 3)}
+    return h, {**info, "_hollow": np.clip(-h, 0, None) * 0.5}
+
+
+def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
+    """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
+
+    No-op (and no draws) for a layer without ``surface`` or a rigid mask."""
+    if layer.surface is None or any(r in layer.name for r in RIGID):
+        return
+    x0, y0, u, v = layer.surface
+    h_, w_ = u.shape
+    if h_ < 3 or w_ < 3:
+        return
+    if layer.category in PLEATED:
+        h, info = _pleats(u, v, rng)
+    else:
+        h, info = _creases(u, v, rng)
+    hollow = info.pop("_hollow")
+    # template px per frame px, to turn the frame gradient into a slope per template px
+    du = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1) * 0.5
+    dv = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=1) * 0.5
+    per_px = float(np.sqrt(max(np.median(np.abs(du * dv)), 1e-6)))
+    hx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
+    hy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
+    lx, ly = light_dir
+    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly), -1.2, 1.2)
+    shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
+    box = layer.rgb[y0 : y0 + h_, x0 : x0 + w_]
+    a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
+    f = np.where(a > 0, shade, 1.0).astype(np.float32)
+    rgb = layer.rgb.copy()
+    rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(box * f[..., None], 0.0, 1.0)
+    layer.rgb = rgb
+    params: dict[str, Any] = info
+    layer.params["drape"] = params

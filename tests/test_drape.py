@@ -1,0 +1,139 @@
+"""Fit and fabric of drawn face-worn occluders: the rim follows the face outline of the
+dense mesh, the far side ends at the silhouette, and per-sample folds lit by the face's light."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occlusion_synth.canonical import MEAN_SHAPE, Landmarks
+from occlusion_synth.drape import drape
+from occlusion_synth.occluders.library import OccluderLibrary
+from occlusion_synth.placement import FIT_POINTS, place
+
+
+@pytest.fixture(scope="module")
+def lib() -> OccluderLibrary:
+    return OccluderLibrary.load()
+
+
+def dense_face(narrow: float = 1.0, turn: float = 0.0) -> Landmarks:
+    """The mean shape with a stand-in dense mesh: the outline points of ``FIT_POINTS`` at
+    their mean places, squeezed towards the midline by ``narrow``; every other mesh point on
+    the midline. ``turn`` moves the nose tip towards image right (inter-ocular units) and
+    squeezes the right half of the face, as a face turned that way."""
+    cx = 127.3
+    pts = {k: np.asarray(v, np.float64) for k, v in MEAN_SHAPE.items()}
+    dense = np.tile(np.array([[cx, 160.0]], np.float32), (468, 1))
+
+    def squeeze(x: float, y: float) -> tuple[float, float]:
+        dx = (x - cx) * narrow
+        return (cx + dx * (1 - turn) if dx > 0 else cx + dx * (1 + 0.3 * turn), y)
+
+    for i, (x, y) in FIT_POINTS.items():
+        dense[i] = squeeze(x, y)
+    named = {k: squeeze(*v) for k, v in pts.items()}
+    iod = pts["right_eye"][0] - pts["left_eye"][0]
+    nx, ny = named["nose_tip"]
+    named["nose_tip"] = (nx + 0.25 * turn * iod, ny)
+    return Landmarks(named, provider="test", dense=dense)
+
+
+def body_span(alpha: np.ndarray, y: int, x: int = 127) -> tuple[int, int]:
+    """The run of solid pixels in row ``y`` through column ``x`` (the body, not the loops)."""
+    row = alpha[y] > 0.9
+    x0 = x1 = x
+    while x0 > 0 and row[x0 - 1]:
+        x0 -= 1
+    while x1 < len(row) - 1 and row[x1 + 1]:
+        x1 += 1
+    return x0, x1
+
+
+def width_at(alpha: np.ndarray, y: int) -> int:
+    x0, x1 = body_span(alpha, y)
+    return x1 - x0 + 1
+
+
+@pytest.mark.parametrize("category", ["medical_mask", "cloth_mask"])
+def test_rim_follows_the_face_outline(lib, category: str) -> None:
+    occ = lib.by_category(category)[0]
+    y = int(MEAN_SHAPE["mouth_left"][1])
+    wide = place(occ, dense_face(1.0), np.random.default_rng(0))
+    narrow = place(occ, dense_face(0.8), np.random.default_rng(0))
+    assert wide.params["fit_points"] == len(FIT_POINTS)
+    w1, w2 = width_at(wide.alpha, y), width_at(narrow.alpha, y)
+    # the body tracks the outline: 20 % narrower face, about 20 % narrower mask
+    assert 0.72 < w2 / w1 < 0.88, (w1, w2)
+    # the sides lie on the mean outline (within the placement's scale jitter), not beyond
+    x0, x1 = body_span(wide.alpha, y)
+    left = np.interp(y, [160.0, 174.6], [FIT_POINTS[132][0], FIT_POINTS[58][0]])
+    right = np.interp(y, [160.0, 174.6], [FIT_POINTS[361][0], FIT_POINTS[288][0]])
+    assert abs(x0 - left) <= 5 and abs(x1 - right) <= 5, (x0, x1, left, right)
+
+
+def test_far_side_ends_at_the_silhouette(lib) -> None:
+    occ = lib.by_category("medical_mask")[0]
+    lm = dense_face(1.0, turn=0.5)
+    layer = place(occ, lm, np.random.default_rng(0))
+    assert layer.params.get("far_side_clipped")
+    hull_right = float(lm.dense[:, 0].max())
+    cols = np.flatnonzero(layer.alpha.max(0) > 0.05)
+    assert cols[-1] <= hull_right + 6
+
+
+def test_no_fit_without_the_dense_mesh(lib) -> None:
+    occ = lib.by_category("medical_mask")[0]
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    layer = place(occ, lm, np.random.default_rng(0))
+    assert layer.params["fit_points"] == 0
+    assert layer.surface is not None
+
+
+def centre_profile(layer, lm: Landmarks) -> np.ndarray:
+    x = int(round(lm["nose_tip"][0]))
+    lo, hi = int(lm["nose_tip"][1]), int(lm["chin"][1])
+    return layer.rgb[lo:hi, x - 3 : x + 4].mean(axis=(1, 2))
+
+
+def test_pleats_are_folded_per_sample_and_lit_by_the_face(lib) -> None:
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    occ = next(o for o in lib.by_category("medical_mask") if "blue" in o.name)
+    counts, profiles = set(), []
+    for seed in range(10):
+        layer = place(occ, lm, np.random.default_rng(1))
+        before = layer.rgb.copy()
+        drape(layer, (0.0, -1.0), np.random.default_rng(seed))
+        d = layer.params["drape"]
+        assert d["kind"] == "pleats" and 2 <= d["count"] <= 4
+        counts.add(d["count"])
+        assert not np.array_equal(before, layer.rgb)
+        assert np.array_equal(before[layer.alpha == 0], layer.rgb[layer.alpha == 0])
+        profiles.append(centre_profile(layer, lm))
+        # each fold shows: at least two dips 12 % darker than the lit lip above them
+        col = profiles[-1]
+        dips = np.flatnonzero((col[1:-1] < col[:-2]) & (col[1:-1] <= col[2:])) + 1
+        deep = [i for i in dips if col[i] < 0.88 * col[max(i - 8, 0) : i].max()]
+        assert len(deep) >= 2, (seed, d)
+    assert len(counts) >= 2  # the pleat count varies between samples
+    assert not np.allclose(profiles[0], profiles[1])
+    # the same folds under light from below: lit where they were dark
+    a = place(occ, lm, np.random.default_rng(1))
+    b = place(occ, lm, np.random.default_rng(1))
+    drape(a, (0.0, -1.0), np.random.default_rng(3))
+    drape(b, (0.0, 1.0), np.random.default_rng(3))
+    pa, pb = centre_profile(a, lm), centre_profile(b, lm)
+    assert np.corrcoef(np.diff(pa), np.diff(pb))[0, 1] < 0.3
+
+
+def test_cloth_creases_and_rigid_masks(lib) -> None:
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    for occ in lib.by_category("cloth_mask") + lib.by_category("scarf"):
+        layer = place(occ, lm, np.random.default_rng(0))
+        before = layer.rgb.copy()
+        drape(layer, (-0.5, -0.8), np.random.default_rng(0))
+        if "95" in occ.name:
+            assert "drape" not in layer.params and np.array_equal(before, layer.rgb)
+        else:
+            assert layer.params["drape"]["kind"] == "creases"
+            assert not np.array_equal(before, layer.rgb)
