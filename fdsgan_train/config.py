@@ -222,6 +222,7 @@ SCHEMA: dict[str, Check] = {
     "model.disc_n_down": _integer(1, 6),
     "model.composite": _boolean,
     "model.d_spectral_norm": _boolean,
+    "model.prior": _choice("none", "diffusion"),
     "loss.gan": _gan_loss,
     "loss.hole_weight": _number(0.0, open_lo=True),
     "loss.stage1.alpha": _WEIGHT,
@@ -246,6 +247,7 @@ SCHEMA: dict[str, Check] = {
     "data.augment.hflip": _boolean,
     "data.augment.mask_dilate": _integer(0, 32),
     "data.augment.mask_erode": _integer(0, 32),
+    "data.on_device": _choice("auto", True, False),
     "train.epochs": _POSITIVE,
     "train.max_steps": _integer(1, null=True),
     "train.device": _choice("auto", "cpu", "cuda"),
@@ -267,6 +269,7 @@ SCHEMA: dict[str, Check] = {
 ADDED_KEYS: dict[str, Any] = {
     "model.composite": False,
     "model.d_spectral_norm": False,
+    "model.prior": "none",
     "loss.hole_weight": 1.0,
     "optim.warmup_steps": 0,
     "optim.decay": "none",
@@ -276,6 +279,7 @@ ADDED_KEYS: dict[str, Any] = {
     "data.augment.hflip": False,
     "data.augment.mask_dilate": 0,
     "data.augment.mask_erode": 0,
+    "data.on_device": False,
     "train.val_every": None,
     "train.ema": 0.0,
 }

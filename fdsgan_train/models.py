@@ -22,6 +22,13 @@ Mask-aware option (``model.composite: true``, not in the paper): the generator r
 channels, so the known pixels are copied exactly and no capacity goes into reproducing them;
 everything downstream (losses, discriminator, inference) sees the composite.
 
+Prior option (``model.prior: diffusion``, not in the paper): the generator first fills the
+hole of its RGB input with a classical fill (:func:`fdsgan_train.prior.diffusion_fill`),
+reads that filled image instead of the occluded one, and outputs ``base + residual``: ``base``
+is the filled input for G1 and the Stage-I image (channels 4-6) for G2, ``residual`` the tanh
+decoder output, whose last layer starts at zero. At initialisation both stages therefore
+return the classical fill and training only has to learn a correction to it.
+
 Discriminator (D1, D2): a conditional PatchGAN. It sees ``I_o`` (4) with a real or generated
 image (3) = 7 channels: ``disc_n_down`` stride-2 4x4 convs, one stride-1 4x4 conv, and a
 stride-1 4x4 conv to one logit per patch; LeakyReLU(0.2), InstanceNorm after all but the
@@ -37,6 +44,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from fdsgan_train.prior import PRIORS, apply_prior
 
 
 def _widths(base: int, cap: int, n: int) -> list[int]:
@@ -109,10 +118,14 @@ class Generator(nn.Module):
         first_norm: bool = False,
         out_channels: int = 3,
         composite: bool = False,
+        prior: str = "none",
     ) -> None:
         super().__init__()
+        if prior not in PRIORS:
+            raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
         self.in_channels = in_channels
         self.composite = composite
+        self.prior = prior
         widths = _widths(base_channels, max_channels, n_down)
         self.encoder = nn.ModuleList(
             _down(cin, cout, norm=first_norm or i > 0)
@@ -130,10 +143,17 @@ class Generator(nn.Module):
             ups.append(_up(cin, cout, last))
             cin = cout * 2  # concatenated with the encoder skip of the same width
         self.decoder = nn.ModuleList(ups)
+        if prior != "none":  # a residual on the prior: start exactly at the prior
+            nn.init.zeros_(self.decoder[-1][0].weight)
+            nn.init.zeros_(self.decoder[-1][0].bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: input RGB in [-1, 1], mask in {0, 1}, then any further channels."""
         known = x
+        if self.prior != "none":
+            filled = apply_prior(self.prior, x[:, :3], x[:, 3:4])
+            x = torch.cat([filled, x[:, 3:]], 1)
+            base = x[:, 4:7] if x.shape[1] >= 7 else filled  # G2: the Stage-I image
         skips = []
         for layer in self.encoder:
             x = layer(x)
@@ -143,6 +163,8 @@ class Generator(nn.Module):
             x = layer(x)
             if i < len(self.decoder) - 1:
                 x = torch.cat([x, skips[-2 - i]], dim=1)
+        if self.prior != "none":
+            x = base.to(x.dtype) + x
         if self.composite:
             mask = known[:, 3:4].to(x.dtype)
             x = mask * x + (1 - mask) * known[:, :3].to(x.dtype)
@@ -205,6 +227,7 @@ def build_models(cfg: dict[str, Any]) -> dict[str, nn.Module]:
         se_reduction=m["se_reduction"],
         first_norm=m["first_norm"],
         composite=m["composite"],
+        prior=m["prior"],
     )
     cond = m["in_channels"]
     disc = dict(

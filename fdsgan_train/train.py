@@ -36,6 +36,7 @@ from tqdm import tqdm
 from fdsgan_train import checkpoint as ckpt_io
 from fdsgan_train.config import save_config
 from fdsgan_train.data import augment_batch, augment_enabled, eval_loader, shard_paths, train_loader
+from fdsgan_train.device_data import device_batches, load_device_dataset, resolve_on_device
 from fdsgan_train.distributed import (
     Dist,
     all_reduce_min,
@@ -476,6 +477,9 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
             )
         return scores
 
+    held = None  # data.on_device: the train split as uint8 on the device
+    if resolve_on_device(cfg["data"]["on_device"], device, n_train):
+        held = load_device_dataset(train_paths, device, progress=dist.is_main)
     bar = tqdm(total=total, initial=step, disable=not dist.is_main, desc="train", unit="step")
     watch = LossWatch(device)
     scores: dict = {}
@@ -484,7 +488,11 @@ def _train(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist)
     while step < total:
         epoch, skip = divmod(step, steps_per_epoch)
         if batches is None:
-            batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
+            batches = (
+                device_batches(held, cfg, epoch, dist.rank, dist.world_size, skip)
+                if held is not None
+                else train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
+            )
         data = next(batches)
         lr_now = trainer.set_lr(step, total)
         out = trainer.step(data, step)

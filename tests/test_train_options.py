@@ -194,6 +194,7 @@ def test_ema_moves_toward_the_trained_weights_and_differs_from_them():
 def test_paper_preset_keeps_every_option_off():
     cfg = load_config("paper")
     assert cfg["model"]["composite"] is False and cfg["model"]["d_spectral_norm"] is False
+    assert cfg["model"]["prior"] == "none" and cfg["data"]["on_device"] is False
     assert cfg["loss"]["hole_weight"] == 1.0 and cfg["train"]["ema"] == 0.0
     assert cfg["optim"]["warmup_steps"] == 0 and cfg["optim"]["decay"] == "none"
     assert cfg["optim"]["lr_scaling"] == "none"
@@ -210,6 +211,7 @@ def test_fast_preset_turns_the_options_on():
     assert cfg["model"]["composite"] and cfg["model"]["d_spectral_norm"]
     assert cfg["loss"]["hole_weight"] > 1 and 0 < cfg["train"]["ema"] < 1
     assert cfg["data"]["augment"]["hflip"] and cfg["optim"]["decay"] == "cosine"
+    assert cfg["model"]["prior"] == "diffusion" and cfg["data"]["on_device"] == "auto"
 
 
 def test_configs_without_the_new_keys_read_as_the_paper():
