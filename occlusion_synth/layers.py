@@ -20,6 +20,8 @@ class Layer:
     cast or form shading on top. ``surface``: for a drawn face-worn occluder, ``(x0, y0, u,
     v)``: over its box from (x0, y0), the canonical template point (u, v) each pixel shows,
     so per-sample folds and creases (``drape``) follow the warped fabric; else None.
+    ``transform``: for a held object, the 2x3 map from its asset pixels to the frame (where
+    ``grip`` puts the hand that holds it); else None.
     """
 
     rgb: np.ndarray
@@ -31,3 +33,4 @@ class Layer:
     params: dict[str, Any] = field(default_factory=dict)
     lit: bool = False
     surface: tuple[int, int, np.ndarray, np.ndarray] | None = None
+    transform: np.ndarray | None = None

@@ -710,7 +710,9 @@ def _place_from_edge(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
         "anchors": ["target", "entry"],
         "entry_dir": [round(float(v), 4) for v in d_f],
     }
-    return _warp_affine(occ, M, extend, params)
+    layer = _warp_affine(occ, M, extend, params)
+    layer.transform = M
+    return layer
 
 
 def _edge_distance(p: np.ndarray, d: np.ndarray) -> float:

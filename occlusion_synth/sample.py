@@ -33,6 +33,7 @@ import numpy as np
 
 from occlusion_synth.compose import OutsideFill, composite
 from occlusion_synth.drape import drape
+from occlusion_synth.grip import hand_layer, hold, needs_hand
 from occlusion_synth.layers import Layer
 from occlusion_synth.occluders.harmonise import (
     DEFAULT_STRENGTH,
@@ -281,6 +282,27 @@ def tint_layer(layer: Layer, tone: np.ndarray) -> None:
     layer.rgb = rgb
 
 
+def hold_in_hand(
+    layer: Layer,
+    occ: Occluder,
+    face: AlignedFace,
+    stats: FaceStats,
+    rng: np.random.Generator,
+    options: SampleOptions,
+) -> list[float]:
+    """Lay a skin-tinted fist (``grip``) over the placed prop ``layer``; returns its tone.
+
+    A lit (harvested) prop takes the hand already lit as the face is, the compositor adding
+    no light to it."""
+    hand = hand_layer(occ, layer, face.landmarks, rng)
+    tone, _ = skin_tone(face, stats, rng, options.face_skin)
+    if layer.lit:
+        tone = np.clip(tone * exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb), 0, 255)
+    tint_layer(hand, tone)
+    hold(layer, hand, stats.light_dir)
+    return [round(float(v), 1) for v in tone]
+
+
 def default_key(face: AlignedFace) -> str:
     """A shard-safe key (letters, digits, ``_`` and ``-``; no dots) from the source id."""
     return re.sub(r"[^A-Za-z0-9_-]+", "_", face.source.id).strip("_") or "sample"
@@ -351,6 +373,8 @@ def _draw_layers(
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
+        if needs_hand(occ):  # a cup, microphone or phone comes in the hand holding it
+            note["hand_skin_tone"] = hold_in_hand(layer, occ, face, stats, rng, options)
         if occ.traits.slot in BEHIND_HAIR_SLOTS:
             put_behind_hair(layer, cached_hair(face))
         layers.append(layer)

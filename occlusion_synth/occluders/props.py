@@ -67,7 +67,7 @@ def _mic(seed: int, head: str, color: str, handle: str, flag: bool) -> Drawn:
         {"target": [128.0, 80.0], "entry": [128.0, H - 1.0]},
         {
             **BELOW,
-            "width_iod": [1.9, 2.7],
+            "width_iod": [1.5, 1.9],  # a ball head about 0.8 IOD across, as in photos
             "targets": {"mouth": ["bottom"]},
             "offset_iod": {"x": [-0.35, 0.35], "y": [0.15, 0.55]},
         },
