@@ -398,6 +398,8 @@ def _jitter(occ: Occluder, rng: np.random.Generator) -> dict[str, float]:
 #: Eyewear model in half-inter-ocular units: the frame front bends on an arc of this radius
 #: and sits this far in front of the eyes; the nose tip is this far in front of the eyes.
 _FRAME_RADIUS, _FRAME_DEPTH, _NOSE_DEPTH = 3.0, 0.2, 1.0
+#: Largest shift (inter-ocular units) that puts an eyewear bridge over the nose bridge.
+_BRIDGE_PULL = 0.12
 #: Face outline at eye height lies about this far (half-IOD units) beyond the jaw point.
 _EDGE_BEYOND_JAW = 0.35
 #: How far (half-IOD units, at full profile) the far lens may reach past the face outline.
@@ -500,6 +502,15 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
         X[far] = side * eye + (X[far] - side * eye) * room / (lens_end - eye)
         lens_end = eye + room
     edge = max(face + max(0.0, 0.35 - 1.5 * abs(theta)), lens_end + 0.15)
+    # the bridge rests on the nose: a detected nose bridge moves the frame along the eye
+    # line until its bridge (t = 0) lies over it (at most ``_BRIDGE_PULL`` IODs)
+    bridge_shift = 0.0
+    if "nose_bridge" not in lm.estimated:
+        want = float(np.dot(lm["nose_bridge"] - mid, u)) / e_img
+        got = float(np.interp(0.0, t, X))
+        bridge_shift = float(np.clip((want - got) * e_img, -_BRIDGE_PULL * iod, _BRIDGE_PULL * iod))
+        mid = mid + u * bridge_shift
+        edge -= side * bridge_shift / e_img  # the face outline stays where it is
     box_pts = []
     for v in (va.min(), va.max()):
         for k in (0, -1):
@@ -521,6 +532,7 @@ def _place_eyewear(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> La
         "yaw": round(estimate_yaw(lm), 3),
         "yaw_deg": round(float(np.rad2deg(theta)), 1),
         "far_edge_iod": round(float(edge) / 2, 3),
+        "bridge_shift_px": round(bridge_shift, 2),
         "anchors": ["left_eye", "right_eye"],
         "target": "eyes",
         "level": lvl,
