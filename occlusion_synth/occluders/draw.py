@@ -7,7 +7,8 @@ maps (float32 in [0, 1]) painted with a flat colour or a per-pixel colour field.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -39,6 +40,18 @@ class Canvas:
         self.rng = np.random.default_rng(seed)
         yy, xx = np.mgrid[0 : self.H, 0 : self.W].astype(np.float32)
         self.xx, self.yy = (xx + 0.5) / SS, (yy + 0.5) / SS  # asset coordinates per pixel
+
+    @contextmanager
+    def surface(self, xx: np.ndarray, yy: np.ndarray) -> Iterator[None]:
+        """Draw patterns (stripes, dots, noise-free fields) in surface coordinates ``xx``,
+        ``yy`` (asset px per canvas pixel) instead of the flat ones, so a print follows a
+        curved surface: it foreshortens towards the sides and bends with the outline."""
+        old = self.xx, self.yy
+        self.xx, self.yy = xx.astype(np.float32), yy.astype(np.float32)
+        try:
+            yield
+        finally:
+            self.xx, self.yy = old
 
     # -- coverage maps ------------------------------------------------------------------
     def _blank(self) -> np.ndarray:

@@ -228,6 +228,29 @@ CLOTH = [
 ]
 
 
+def _wrapped(cv: Canvas, t: Template, radius: float, top, bottom) -> tuple[np.ndarray, np.ndarray]:
+    """Surface coordinates (asset px) of fabric wrapped round the face: across, the arc
+    length on a cylinder of ``radius`` (canonical px) about the face's midline, so a print
+    foreshortens towards the cheeks; down, the share of the way from the ``top`` to the
+    ``bottom`` edge (functions of canonical x), so its rows bend with the rim."""
+    x = cv.xx / t.k + t.x0
+    y = cv.yy / t.k + t.y0
+    d = np.clip((x - 127.0) / radius, -0.97, 0.97)
+    across = 127.0 + radius * np.arcsin(d)
+    t0, t1 = top(x), bottom(x)
+    share = (y - t0) / np.maximum(t1 - t0, 1.0)
+    down = top(127.0) + share * (bottom(127.0) - top(127.0))
+    return (across - t.x0) * t.k, (down - t.y0) * t.k
+
+
+def _cloth_top(x):
+    return 124.0 + 18.0 * np.minimum(((x - 127.0) / 58.0) ** 2, 1.3)
+
+
+def _cloth_bottom(x):
+    return 229.0 - 33.0 * np.minimum(((x - 127.0) / 47.0) ** 2, 1.3)
+
+
 def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarray:
     col = np.broadcast_to(rgb(base), (cv.H, cv.W, 3)).copy()
     if pattern == "plaid":
@@ -268,7 +291,9 @@ def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     shade = shade * (1 + 0.12 * np.exp(-(((d + 5) / 4.5) ** 2)))  # lit ridge beside it
     shade = shade * (1 - 0.08 * np.exp(-(((d - 6) / 6) ** 2)))  # shadow on the far side
     shade = shade * cv.noise(16, 0.05) * cv.vgrad(t((0, 129))[0, 1], t((0, 242))[0, 1], 1.04, 0.9)
-    cv.paint(body, _fabric_light(_fabric(cv, base, pattern, second), shade.astype(np.float32)))
+    with cv.surface(*_wrapped(cv, t, 72.0, _cloth_top, _cloth_bottom)):
+        fabric = _fabric(cv, base, pattern, second)
+    cv.paint(body, _fabric_light(fabric, shade.astype(np.float32)))
     cv.paint(
         cv.polyline(t(_smooth_outline(CLOTH_OUTLINE)), 6, closed=True) * body, rgb(base) * 0.7, 0.6
     )
@@ -384,6 +409,30 @@ SCARVES = [
 ]
 
 
+def _scarf_print(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarray:
+    """A scarf's print (knit, tartan, bands, check, dots or plain) as an RGB field."""
+    if pattern == "knit":
+        col = rgb(base) * (0.82 + 0.25 * cv.stripes(7, 0, 0.45))[..., None]
+        col = col * (1 + 0.08 * np.sin(cv.yy * 1.1))[..., None]
+    elif pattern == "tartan":
+        s = np.maximum(cv.stripes(34, 0, 0.2), cv.stripes(34, 90, 0.2))
+        thin = np.maximum(cv.stripes(17, 0, 0.06), cv.stripes(17, 90, 0.06))
+        col = rgb(base) * (1 - s[..., None] * 0.6) + rgb(second) * 0.6 * s[..., None]
+        col = col * (1 - 0.5 * thin[..., None]) + 0.5 * thin[..., None] * rgb("#e0d070")
+    elif pattern == "bands":
+        s = cv.stripes(40, 90, 0.25)[..., None]
+        col = rgb(base) * (1 - s) + rgb(second) * s
+    elif pattern == "check":
+        a = cv.stripes(20, 0, 0.5) * cv.stripes(20, 90, 0.5)
+        col = rgb(base) * (1 - a[..., None]) + rgb(second) * a[..., None]
+    elif pattern == "dots":
+        d = cv.dots(20, 3.5)[..., None]
+        col = rgb(base) * (1 - d) + rgb(second) * d
+    else:
+        col = np.broadcast_to(rgb(base), (cv.H, cv.W, 3)).copy()
+    return col
+
+
 def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     t = SCARF_T
     cv = Canvas(t.w, t.h, seed)
@@ -410,25 +459,8 @@ def _scarf(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
         *zip(np.clip(left[::-1], 6, 56), ys_l[::-1], strict=True),
     ]
     body = cv.poly(t(outline))
-    if pattern == "knit":
-        col = rgb(base) * (0.82 + 0.25 * cv.stripes(7, 0, 0.45))[..., None]
-        col = col * (1 + 0.08 * np.sin(cv.yy * 1.1))[..., None]
-    elif pattern == "tartan":
-        s = np.maximum(cv.stripes(34, 0, 0.2), cv.stripes(34, 90, 0.2))
-        thin = np.maximum(cv.stripes(17, 0, 0.06), cv.stripes(17, 90, 0.06))
-        col = rgb(base) * (1 - s[..., None] * 0.6) + rgb(second) * 0.6 * s[..., None]
-        col = col * (1 - 0.5 * thin[..., None]) + 0.5 * thin[..., None] * rgb("#e0d070")
-    elif pattern == "bands":
-        s = cv.stripes(40, 90, 0.25)[..., None]
-        col = rgb(base) * (1 - s) + rgb(second) * s
-    elif pattern == "check":
-        a = cv.stripes(20, 0, 0.5) * cv.stripes(20, 90, 0.5)
-        col = rgb(base) * (1 - a[..., None]) + rgb(second) * a[..., None]
-    elif pattern == "dots":
-        d = cv.dots(20, 3.5)[..., None]
-        col = rgb(base) * (1 - d) + rgb(second) * d
-    else:
-        col = np.broadcast_to(rgb(base), (cv.H, cv.W, 3)).copy()
+    with cv.surface(*_wrapped(cv, t, 110.0, top_of, lambda x: np.full_like(x, 300.0))):
+        col = _scarf_print(cv, base, pattern, second)
     # soft horizontal folds, a rolled top edge and fibre noise
     y = cv.yy / t.k + t.y0
     x = cv.xx / t.k + t.x0
