@@ -33,6 +33,9 @@ RIGID = ("n95", "kn95")
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.3
 HOLLOW_GAIN = 0.2
+#: Light from above added to the face's light direction (sky, ceiling), so folds show
+#: under a light from the side too.
+AMBIENT_ABOVE = 0.5
 
 
 def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -118,7 +121,10 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     per_px = float(np.sqrt(max(np.median(np.abs(du * dv)), 1e-6)))
     hx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
     hy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
-    lx, ly = light_dir
+    # the face's key light, plus the sky or ceiling light from above every photo has
+    lx, ly = light_dir[0], light_dir[1] - AMBIENT_ABOVE
+    norm = max(float(np.hypot(lx, ly)), 1e-6)
+    lx, ly = lx / norm, ly / norm
     shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly), -1.2, 1.2)
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     box = layer.rgb[y0 : y0 + h_, x0 : x0 + w_]

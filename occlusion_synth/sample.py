@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from occlusion_synth.compose import OutsideFill, composite
+from occlusion_synth.contact import rest_on_mask
 from occlusion_synth.drape import drape
 from occlusion_synth.grip import hand_layer, hold, needs_hand
 from occlusion_synth.layers import Layer
@@ -379,6 +380,9 @@ def _draw_layers(
             put_behind_hair(layer, cached_hair(face))
         layers.append(layer)
         extra.append(note)
+    slots = {o.traits.slot: k for k, o in enumerate(occluders)}
+    if "eyes" in slots and "lower_face" in slots:  # glasses worn with a mask rest on it
+        rest_on_mask(layers[slots["eyes"]], layers[slots["lower_face"]], face.landmarks)
     return occluders, layers, extra
 
 

@@ -3,6 +3,8 @@ dense mesh, the far side ends at the silhouette, and per-sample folds lit by the
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -137,3 +139,24 @@ def test_cloth_creases_and_rigid_masks(lib) -> None:
         else:
             assert layer.params["drape"]["kind"] == "creases"
             assert not np.array_equal(before, layer.rgb)
+
+
+def test_glasses_rest_on_a_mask(lib) -> None:
+    from occlusion_synth.contact import MAX_DROP, rest_on_mask
+
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    mask = place(lib.by_category("medical_mask")[0], lm, np.random.default_rng(0))
+    # a mask pushed down: the glasses slide down onto it, never further than MAX_DROP
+    low = dataclasses.replace(mask, alpha=np.roll(mask.alpha, 6, axis=0))
+    glasses = place(lib.by_category("eyeglasses")[1], lm, np.random.default_rng(0))
+    before = glasses.alpha.copy()
+    drop = rest_on_mask(glasses, low, lm)
+    assert 0 < drop <= MAX_DROP * lm.inter_ocular
+    assert glasses.params["rests_on_mask_px"] == round(drop, 2)
+    ys_before = np.nonzero(before > 0.5)[0]
+    ys_after = np.nonzero(glasses.alpha > 0.5)[0]
+    assert ys_after.max() - ys_before.max() == pytest.approx(drop, abs=1.5)
+    # glasses already on (or over) the mask stay where they are
+    again = place(lib.by_category("eyeglasses")[1], lm, np.random.default_rng(0))
+    high = dataclasses.replace(mask, alpha=np.roll(mask.alpha, -30, axis=0))
+    assert rest_on_mask(again, high, lm) == 0.0
