@@ -90,6 +90,17 @@ def annotated_faces(src: Path, dest: Path, scale: int) -> Path:
 #: replaced by a copy (the I/O floor). The package comes from sys.path[0] (PYTHONPATH).
 _RUNNER = r"""
 import sys
+if sys.argv[1] == "--pillow":  # PNGs by Pillow at level 1 (the encoder the issue measured)
+    del sys.argv[1]
+    import io
+    from PIL import Image
+    import occlusion_synth.shards as shards_module
+
+    def pillow_png(array):
+        buf = io.BytesIO()
+        Image.fromarray(array).save(buf, format="PNG", compress_level=1)
+        return buf.getvalue()
+    shards_module.encode_png = pillow_png
 if sys.argv[1] == "--floor":
     del sys.argv[1]
     import numpy as np
@@ -127,12 +138,16 @@ def _first_bytes(folder: Path) -> bool:
         return False
 
 
-def run_build(repo: Path, args: list[str], out: Path, floor: bool = False) -> Run:
-    """``occsynth build ARGS --out OUT`` from ``repo``'s package, in a fresh process."""
+def run_build(
+    repo: Path, args: list[str], out: Path, floor: bool = False, pillow: bool = False
+) -> Run:
+    """``occsynth build ARGS --out OUT`` from ``repo``'s package, in a fresh process;
+    ``floor``: the I/O floor instead; ``pillow``: PNGs encoded by Pillow (level 1)."""
     shutil.rmtree(out, ignore_errors=True)
     env = dict(os.environ, PYTHONPATH=str(repo))
     env.pop("OCCSYNTH_LANDMARK_CACHE", None)
-    cmd = [sys.executable, "-c", _RUNNER, *(["--floor"] if floor else []), "build", *args]
+    flags = [*(["--pillow"] if pillow else []), *(["--floor"] if floor else [])]
+    cmd = [sys.executable, "-c", _RUNNER, *flags, "build", *args]
     cmd += ["--out", str(out)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -159,6 +174,12 @@ def run_build(repo: Path, args: list[str], out: Path, floor: bool = False) -> Ru
         raise SystemExit(f"build failed ({proc.returncode}):\n{text[-2000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return Run(wall=wall, cpu=cpu, first=first[0] if first else None)
+
+
+#: What is timed: the build, its I/O floor (the build's own PNG encoder) and, for the
+#: current package, the floor with Pillow's level-1 PNG encoder (what the issue measured; the
+#: baseline's own floor is that one).
+KINDS = ("build", "floor", "floor-pil")
 
 
 @dataclass
@@ -196,17 +217,22 @@ def measure(
 ) -> dict[str, Series]:
     """Build and floor of every package at both sizes, interleaved, ``repeat`` rounds."""
     series: dict[str, Series] = {}
+    kinds = {name: KINDS if name == "current" else KINDS[:2] for name in repos}
     for name in repos:
-        for kind in ("build", "floor"):
+        for kind in kinds[name]:
             series[f"{name} {kind}"] = Series(f"{name} {kind}")
     common = ["--faces", str(faces), "--workers", str(workers), "--shard-size", "1000"]
     common += ["--landmark-cache", str(cache)]
     for rnd in range(repeat):
         for n in sizes:
             for name, repo in repos.items():
-                for kind in ("build", "floor"):
+                for kind in kinds[name]:
                     run = run_build(
-                        repo, [*common, "--n", str(n)], work / "out", floor=kind == "floor"
+                        repo,
+                        [*common, "--n", str(n)],
+                        work / "out",
+                        floor=kind != "build",
+                        pillow=kind == "floor-pil",
                     )
                     series[f"{name} {kind}"].runs.setdefault(n, []).append(run)
                     first = f"{run.first:.2f}" if run.first is not None else "-"
@@ -239,6 +265,14 @@ def report(series: dict[str, Series], repos: dict[str, Path], sizes: tuple[int, 
             f"  ratio build/floor at the margin: {rb / rf:.2f} (wall), {cf / cb:.2f} (CPU)"
             "   target >= 0.8"
         )
+        pil = series.get(f"{name} floor-pil")
+        if pil is not None:
+            rp, ip, cp = pil.margin(n1, n2)
+            print(
+                f"  floor with Pillow PNGs (the issue's encoder): {rp:6.1f} samples/s, "
+                f"CPU {cp:5.1f} ms/sample; build/that floor {rb / rp:.2f} (wall), "
+                f"{cp / cb:.2f} (CPU)"
+            )
         whole = n2 / b.best(n2).wall, n2 / f.best(n2).wall
         print(
             f"  whole {n2}-sample runs: build {whole[0]:.1f}, floor {whole[1]:.1f} samples/s "

@@ -60,6 +60,7 @@ __all__ = [
     "FaceSource",
     "FacesError",
     "Reject",
+    "check_face",
     "demo_faces",
     "discover",
     "discover_faces",
@@ -578,21 +579,15 @@ def _mapped(found: SourcePoints, matrix: np.ndarray) -> SourcePoints:
 DEFAULT_MAX_OUTSIDE = 0.5
 
 
-def load_aligned(
+def _checked(
     src: FaceSource,
-    provider: str = "auto",
-    detector: Detector | None = None,
-    cache: LandmarkCache | None = None,
-    points: SourcePoints | None = None,
-    max_outside: float | None = None,
-) -> AlignedFace:
-    """Read, validate and align one face; raises ``Reject`` when it cannot be used.
-
-    ``points`` (e.g. from a ``LandmarkCache`` read in a parent process) skips landmark
-    lookup entirely; otherwise ``locate`` finds them (``cache`` is consulted and updated).
-    ``max_outside`` rejects a face when more than that fraction of its frame lies beyond the
-    photo (tight crops, whose outside is filled from the photo's edge).
-    """
+    provider: str,
+    detector: Detector | None,
+    cache: LandmarkCache | None,
+    points: SourcePoints | None,
+    max_outside: float | None,
+) -> tuple[np.ndarray, int | None, SourcePoints, np.ndarray, float]:
+    """``load_aligned`` up to the warp: (rgb, JPEG quality, points, matrix, outside)."""
     rgb, quality = read_rgb(_source_path(src), allow_grey=src.kind == "demo")
     h, w = rgb.shape[:2]
     if points is not None:
@@ -620,6 +615,42 @@ def load_aligned(
             f"face cropped too tightly: {outside:.0%} of the 256x256 frame lies outside "
             f"the photo (limit --max-outside {max_outside:g})"
         )
+    return rgb, quality, found, matrix, outside
+
+
+def check_face(
+    src: FaceSource,
+    provider: str = "auto",
+    detector: Detector | None = None,
+    cache: LandmarkCache | None = None,
+    points: SourcePoints | None = None,
+    max_outside: float | None = None,
+) -> SourcePoints:
+    """The source-pixel points ``load_aligned`` would use, after every check it makes
+    (``Reject`` when unusable), without warping the face into the frame: what a build's
+    face pool needs to know."""
+    return _checked(src, provider, detector, cache, points, max_outside)[2]
+
+
+def load_aligned(
+    src: FaceSource,
+    provider: str = "auto",
+    detector: Detector | None = None,
+    cache: LandmarkCache | None = None,
+    points: SourcePoints | None = None,
+    max_outside: float | None = None,
+) -> AlignedFace:
+    """Read, validate and align one face; raises ``Reject`` when it cannot be used.
+
+    ``points`` (e.g. from a ``LandmarkCache`` read in a parent process) skips landmark
+    lookup entirely; otherwise ``locate`` finds them (``cache`` is consulted and updated).
+    ``max_outside`` rejects a face when more than that fraction of its frame lies beyond the
+    photo (tight crops, whose outside is filled from the photo's edge).
+    """
+    rgb, quality, found, matrix, outside = _checked(
+        src, provider, detector, cache, points, max_outside
+    )
+    h, w = rgb.shape[:2]
     return AlignedFace(
         image=warp_to_canonical(rgb, matrix),
         landmarks=to_canonical(found, matrix),

@@ -7,13 +7,16 @@ sources, the quality estimated from the file's quantisation tables.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import sys
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -172,13 +175,26 @@ def read_rgb(path: Path, allow_grey: bool = False) -> tuple[np.ndarray, int | No
 _JPEG_DAMAGE = ("corrupt jpeg data", "premature end")
 
 
+#: One temporary file per process (keyed by pid: a forked child must not share its parent's
+#: file offset) that ``_stderr_captured`` reuses; creating one per photo cost more than the
+#: check itself.
+_SINKS: dict[int, Any] = {}
+_SINK_LOCK = threading.Lock()
+
+
 @contextlib.contextmanager
 def _stderr_captured() -> Iterator[Callable[[], str]]:
     """Capture what C code writes to file descriptor 2 (libjpeg prints its warnings there);
     the captured text is readable through the yielded function once the block ends."""
     captured: list[str] = []
     sys.stderr.flush()
-    with tempfile.TemporaryFile() as sink:
+    with _SINK_LOCK:
+        sink = _SINKS.get(os.getpid())
+        if sink is None:
+            sink = _SINKS[os.getpid()] = tempfile.TemporaryFile()
+            atexit.register(sink.close)
+        sink.seek(0)
+        sink.truncate()
         saved = os.dup(2)
         try:
             os.dup2(sink.fileno(), 2)

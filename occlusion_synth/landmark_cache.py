@@ -16,18 +16,21 @@ atomically (temporary file + rename).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .canonical import POINT_NAMES
 from .landmarks import DENSE_POINTS, SourcePoints
 
 CACHE_VERSION = "1"
+#: Schema metadata key of the file's attributes (the one pandas reads ``DataFrame.attrs`` from,
+#: so files written by earlier versions through pandas and by this one read alike).
+_ATTRS = b"PANDAS_ATTRS"
 _KEY = ("path", "size", "mtime_ns", "detector")
 
 Key = tuple[str, int, int, str]
@@ -74,7 +77,7 @@ def _from_row(row: dict) -> SourcePoints:
     points = {}
     for n in POINT_NAMES:
         x, y = row[f"{n}_x"], row[f"{n}_y"]
-        if not (np.isnan(x) or np.isnan(y)):
+        if x is not None and y is not None and not (np.isnan(x) or np.isnan(y)):
             points[n] = (float(x), float(y))
     dense = row.get("dense")
     if dense is not None:
@@ -98,16 +101,21 @@ class LandmarkCache:
     def _read(self) -> dict[Key, dict]:
         if not self.path.is_file():
             return {}
+        import pyarrow.parquet as pq  # here, not at import: only a build with a cache pays
+
         try:
-            table = pd.read_parquet(self.path)
+            table = pq.read_table(self.path)
+            attrs = json.loads((table.schema.metadata or {}).get(_ATTRS, b"{}"))
         except Exception as exc:  # noqa: BLE001 - a broken cache must never stop a build
             warnings.warn(f"ignoring unreadable landmark cache {self.path}: {exc}", stacklevel=2)
             return {}
-        if table.attrs.get("occsynth_cache_version") not in (None, CACHE_VERSION) or not set(
+        if not isinstance(attrs, dict):
+            attrs = {}
+        if attrs.get("occsynth_cache_version") not in (None, CACHE_VERSION) or not set(
             _KEY
-        ).issubset(table.columns):
+        ).issubset(table.column_names):
             return {}
-        rows = table.to_dict("records")
+        rows = table.to_pylist()
         return {tuple(r[k] for k in _KEY): r for r in rows}  # type: ignore[misc]
 
     def __len__(self) -> int:
@@ -135,12 +143,16 @@ class LandmarkCache:
         merged = self._read()
         merged.update(self._new)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        table = pd.DataFrame(list(merged.values()))
-        table.attrs["occsynth_cache_version"] = CACHE_VERSION
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pylist(list(merged.values()))
+        attrs = json.dumps({"occsynth_cache_version": CACHE_VERSION}).encode()
+        table = table.replace_schema_metadata({_ATTRS: attrs})
         fd, tmp = tempfile.mkstemp(prefix=".landmarks-", suffix=".parquet", dir=self.path.parent)
         os.close(fd)
         try:
-            table.to_parquet(tmp, index=False)
+            pq.write_table(table, tmp)
             os.replace(tmp, self.path)
         except OSError as exc:  # a full disk: the cache is an optimisation, never a stopper
             Path(tmp).unlink(missing_ok=True)

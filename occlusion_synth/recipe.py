@@ -26,6 +26,7 @@ from .faces import (
     Discovery,
     FaceSource,
     annotated_points,
+    check_face,
     discover,
     load_aligned,
     source_problem,
@@ -63,16 +64,22 @@ class FaceOptions:
 
     def locate(self, src: FaceSource, points: SourcePoints | None = None) -> Any:
         """Load one face aligned (``Reject`` when unusable), detecting unless ``points``."""
+        return load_aligned(src, **self._load_args(points))
+
+    def check(self, src: FaceSource, points: SourcePoints | None = None) -> SourcePoints:
+        """The points ``locate`` would use, after the same checks, without aligning the face."""
+        return check_face(src, **self._load_args(points))
+
+    def _load_args(self, points: SourcePoints | None) -> dict[str, Any]:
         detector = None
         if points is None and self.face_landmarker_task is not None:
             detector = get_detector(self.face_landmarker_task)
-        return load_aligned(
-            src,
-            provider=self.landmarks,
-            detector=detector,
-            points=points,
-            max_outside=self.max_outside,
-        )
+        return {
+            "provider": self.landmarks,
+            "detector": detector,
+            "points": points,
+            "max_outside": self.max_outside,
+        }
 
 
 def _resolved(path: str) -> str:
@@ -105,7 +112,7 @@ def locate_job(options: FaceOptions, job: tuple[FaceSource, SourcePoints | None]
     """Stage-1 work for one source: ``(points, None)`` or ``(None, reason)``."""
     src, hit = job
     try:
-        return options.locate(src, hit).found, None
+        return options.check(src, hit), None
     except Reject as exc:
         return None, exc.reason
 
