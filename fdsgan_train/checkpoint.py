@@ -96,8 +96,24 @@ def _why_unreadable(path: Path, exc: Exception) -> str:
     return "not a PyTorch checkpoint"
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint with ``weights_only=True``; a bad file is a one-line error."""
+#: What each kind of checkpoint is for, and the option that takes it.
+KINDS = {"fdsgan": "a de-occlusion (G1/G2) checkpoint", "segmenter": "a segmenter checkpoint"}
+KIND_OPTIONS = {"fdsgan": "--checkpoint", "segmenter": "--segmenter"}
+
+
+def checkpoint_kind(ckpt: dict[str, Any]) -> str:
+    """``kind`` of a loaded checkpoint: ``segmenter``, or ``fdsgan`` (also files without one)."""
+    return ckpt.get("kind", "fdsgan") if isinstance(ckpt.get("kind", "fdsgan"), str) else "?"
+
+
+def load_checkpoint(
+    path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = "fdsgan"
+) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; a bad file is a one-line error.
+
+    ``kind``: the kind wanted (``fdsgan``, ``segmenter``; None: either); another kind is a
+    one-line error naming the option that takes it.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
@@ -107,8 +123,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise UserError(f"cannot read checkpoint {path}: {_why_unreadable(path, exc)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not an fdsgan-train checkpoint ({FORMAT})")
+    found = checkpoint_kind(ckpt)
+    if kind is not None and found != kind:
+        what = KINDS.get(found, f"a checkpoint of unknown kind '{found}'")
+        where = f" (give it to {KIND_OPTIONS[found]})" if found in KIND_OPTIONS else ""
+        raise UserError(f"{path} is {what}{where}, not {KINDS[kind]}")
+    nets = ("S",) if found == "segmenter" else NETS
     missing = [k for k in ("config", "models") if k not in ckpt]
-    missing += [f"models.{k}" for k in NETS if k not in ckpt.get("models", NETS)]
+    missing += [f"models.{k}" for k in nets if k not in ckpt.get("models", nets)]
     if missing:
         raise UserError(f"checkpoint {path} lacks {', '.join(missing)}")
     ckpt["config"] = validate(ckpt["config"], f"checkpoint {path}: config")

@@ -31,7 +31,8 @@ Exit codes: 0 done; 2 a problem with the input (options, config, data, checkpoin
     "--config",
     "config_spec",
     default=None,
-    help="Preset name (paper, tiny) or a YAML file (may say `base: tiny`). Default: paper.",
+    help="Preset name (paper, fast, tiny, segmenter) or a YAML file (may say `base: tiny`). "
+    "Default: paper.",
 )
 @click.option(
     "--set",
@@ -141,7 +142,14 @@ def train_main(
     if describe:
         from fdsgan_train.models import describe as describe_models
 
-        click.echo(describe_models(load_config(config_spec, overrides)))
+        cfg = load_config(config_spec, overrides)
+        if cfg["model"]["kind"] == "segmenter":
+            from fdsgan_train.segmenter import build_segmenter, count_parameters
+
+            net = build_segmenter(cfg)
+            click.echo(f"{net}\nsegmenter: {count_parameters(net):,} parameters")
+            return
+        click.echo(describe_models(cfg))
         return
     if data_dir is None or run_dir is None:
         raise UserError("--data and --run-dir are required (or use --describe)")
@@ -161,7 +169,9 @@ def train_main(
     if result.checkpoint is None:  # ranks other than 0 under torchrun say nothing
         return
     scores = result.scores
-    if scores:
+    if scores and "iou" in scores:  # model.kind segmenter
+        click.echo(f"done: validation IoU {scores['iou']:.4f}")
+    elif scores:
         click.echo(
             f"done: validation PSNR {scores['psnr_composite']:.2f} dB composite vs "
             f"{scores['psnr_input']:.2f} dB input"

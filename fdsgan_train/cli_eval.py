@@ -30,7 +30,11 @@ _DEVICE = click.option(
 
 
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
-@_required_path("--checkpoint", "Checkpoint written by fdsgan-train (G1 and G2 are used).")
+@_required_path(
+    "--checkpoint",
+    "Checkpoint written by fdsgan-train: G1 and G2 are scored; or a segmenter checkpoint "
+    "(--config segmenter): IoU, F1 and boundary F of its masks.",
+)
 @_required_path("--data", "Dataset built by 'occsynth build' (folder holding shards/).")
 @click.option(
     "--split",
@@ -43,7 +47,9 @@ _DEVICE = click.option(
     default=None,
     help="Folder of real occluded photos for NIQE/BRISQUE. NAME.jpg is paired with "
     "NAME.mask.png: with a mask the face is aligned and every method is scored; "
-    "without one the photo is scored as it is (input row only).",
+    "without one the photo is scored as it is (input row only). For a segmenter: its "
+    "masks vs NAME.mask.png (beside the photo or in DIR/masks/) in the aligned frame, "
+    "and real_sheet.png with the true (green) and predicted (red) outlines.",
 )
 @click.option(
     "--limit",
@@ -75,6 +81,15 @@ def eval_main(
     and on real photos with NIQE and BRISQUE. Writes a Table-1-shaped summary.md, the
     per-sample metrics.csv and a comparison.png. Metric definitions: docs/metrics.md."""
     require_torch("fdsgan-eval", ("torch",))
+    from .checkpoint import checkpoint_kind, load_checkpoint
+
+    if checkpoint_kind(load_checkpoint(checkpoint, kind=None)) == "segmenter":
+        from .segment_eval import evaluate_segmenter
+
+        scored = evaluate_segmenter(checkpoint, data, out, split, real, limit, device, batch_size)
+        for p in scored.values():
+            click.echo(f"wrote {p}")
+        return
     from .evaluate import evaluate
 
     paths = evaluate(
@@ -94,20 +109,51 @@ def eval_main(
 @click.command(cls=Command, context_settings={"help_option_names": ["-h", "--help"]})
 @_required_path("--checkpoint", "Checkpoint written by fdsgan-train.")
 @_required_path("--image", "A photo of any size, or a folder of photos.")
-@_required_path(
+@_path_option(
     "--mask",
-    "PNG the size of the photo, non-zero (or opaque) where occluded; or a folder "
+    default=None,
+    help="PNG the size of the photo, non-zero (or opaque) where occluded; or a folder "
     "of masks paired with the photos by name (NAME.mask.png, or NAME.png in a folder of "
-    "masks only). The photos' own folder works too (NAME.jpg beside NAME.mask.png).",
+    "masks only). The photos' own folder works too (NAME.jpg beside NAME.mask.png). "
+    "Without it, --segmenter predicts the mask.",
+)
+@_path_option(
+    "--segmenter",
+    default=None,
+    help="Segmenter checkpoint (fdsgan-train --config segmenter): predicts each photo's mask "
+    "when --mask is not given, and writes it beside the output as NAME.mask.png (check or "
+    "edit it, then rerun with --mask).",
+)
+@click.option(
+    "--mask-dilate",
+    type=click.IntRange(min=0, max=256),
+    default=0,
+    show_default=True,
+    metavar="PX",
+    help="Grow the predicted mask by PX photo pixels (a loose mask hides edge remnants).",
 )
 @_DEVICE
 @_required_path("--out", "Output PNG (single photo) or folder (NAME.png per photo).")
-def infer_main(checkpoint: Path, image: Path, mask: Path, device: str, out: Path) -> None:
+def infer_main(
+    checkpoint: Path,
+    image: Path,
+    mask: Path | None,
+    segmenter: Path | None,
+    mask_dilate: int,
+    device: str,
+    out: Path,
+) -> None:
     """De-occlude your own photos: the face is found and aligned to the model's 256x256 frame,
     G1 and G2 fill the masked region, and the result is warped back into the original photo.
-    Only pixels inside the mask change."""
+    Only pixels inside the mask change; without --mask, --segmenter predicts it.
+
+    \b
+    Examples:
+      fdsgan-infer --checkpoint G.pt --image photo.jpg --mask photo.mask.png --out out.png
+      fdsgan-infer --checkpoint G.pt --segmenter S.pt --image photo.jpg --out out.png
+    """
     require_torch("fdsgan-infer", ("torch",))
     from .infer import infer
 
-    for p in infer(checkpoint, image, mask, out, device=device):
+    for p in infer(checkpoint, image, mask, out, device, segmenter, mask_dilate):
         click.echo(f"wrote {p}")

@@ -19,7 +19,7 @@ import yaml
 from occlusion_synth.errors import UserError
 
 PRESETS_DIR = Path(__file__).resolve().parent / "presets"
-PRESETS = ("paper", "tiny", "fast")
+PRESETS = ("paper", "tiny", "fast", "segmenter")
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -62,8 +62,8 @@ def _resolve(spec: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if base is None:
         if spec != "paper":  # every chain ends in the paper preset, which defines all keys
             base = "paper"
-        else:
-            return data
+        else:  # with the keys added since (their defaults), so a YAML may override them
+            return _unflatten(ADDED_KEYS | _flatten(data))
     elif not isinstance(base, str):
         raise UserError(f"config {path}: 'base' must be a preset name or a file path")
     elif base not in PRESETS and not Path(base).is_absolute():
@@ -262,6 +262,23 @@ SCHEMA: dict[str, Check] = {
     "train.val_max_batches": _integer(1, null=True),
     "train.val_every": _integer(1, null=True),
     "train.ema": _number(0.0, 1.0, open_hi=True),
+    # occlusion segmenter (model.kind segmenter; fdsgan_train.segmenter); unused by the GAN
+    "model.kind": _choice("fdsgan", "segmenter"),
+    "segment.size": _integer(32, 512),
+    "segment.encoder": _choice("unet", "resnet18"),
+    "segment.base_channels": _integer(4, 128),
+    "segment.backbone_weights": _text(null=True),
+    "segment.dice_weight": _number(0.0),
+    "segment.lr": _number(0.0, open_lo=True),
+    "segment.weight_decay": _number(0.0),
+    "segment.augment.hflip": _boolean,
+    "segment.augment.scale": _number(0.0, 0.5),
+    "segment.augment.shift": _number(0.0, 0.5),
+    "segment.augment.rotate": _number(0.0, 90.0),
+    "segment.augment.colour": _number(0.0, 1.0),
+    "segment.augment.blur": _number(0.0, 1.0),
+    "segment.augment.jpeg": _number(0.0, 1.0),
+    "segment.augment.noise": _number(0.0, 1.0),
 }
 
 #: Keys added after the first checkpoints were written, with the values those runs used (the
@@ -282,6 +299,22 @@ ADDED_KEYS: dict[str, Any] = {
     "data.on_device": False,
     "train.val_every": None,
     "train.ema": 0.0,
+    "model.kind": "fdsgan",
+    "segment.size": 128,
+    "segment.encoder": "unet",
+    "segment.base_channels": 16,
+    "segment.backbone_weights": None,
+    "segment.dice_weight": 1.0,
+    "segment.lr": 2.0e-3,
+    "segment.weight_decay": 1.0e-4,
+    "segment.augment.hflip": True,
+    "segment.augment.scale": 0.15,
+    "segment.augment.shift": 0.08,
+    "segment.augment.rotate": 12.0,
+    "segment.augment.colour": 0.3,
+    "segment.augment.blur": 0.3,
+    "segment.augment.jpeg": 0.3,
+    "segment.augment.noise": 0.3,
 }
 
 

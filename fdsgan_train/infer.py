@@ -295,16 +295,53 @@ def deocclude_photo(
     return paste_back(photo, mask, result, aligned.matrix)
 
 
-def infer(checkpoint: Path, image: Path, mask: Path, out: Path, device: str = "auto") -> list[Path]:
+def photo_outputs(image: Path, out: Path) -> list[tuple[Path, None, Path]]:
+    """(photo, None, output) for a photo or a folder of photos (masks to be predicted)."""
+    if image.is_file():
+        return [(image, None, out / f"{image.stem}.png" if out.is_dir() or not out.suffix else out)]
+    if not image.is_dir():
+        raise UserError(f"--image: no such file or folder: {image}")
+    photos = list_photos(image)
+    if not photos:
+        raise UserError(f"--image: no photos in {image}")
+    return [(p, None, out / f"{p.stem}.png") for p in photos]
+
+
+def infer(
+    checkpoint: Path,
+    image: Path,
+    mask: Path | None,
+    out: Path,
+    device: str = "auto",
+    segmenter: Path | None = None,
+    mask_dilate: int = 0,
+) -> list[Path]:
     """Run ``fdsgan-infer``; returns the files written. Single photos raise on failure;
-    in folders a photo that fails is reported and skipped."""
+    in folders a photo that fails is reported and skipped.
+
+    Without ``mask``, ``segmenter`` (a segmenter checkpoint) predicts each photo's mask
+    (grown by ``mask_dilate`` photo pixels), written beside the output as NAME.mask.png.
+    """
     from PIL import Image
     from tqdm import tqdm
 
-    pairs, notes = pair_inputs(image, mask, out)
+    if mask is None and segmenter is None:
+        raise UserError("give --mask, or --segmenter S.pt to predict the mask")
+    if mask is not None:
+        pairs, notes = pair_inputs(image, mask, out)
+    else:
+        pairs, notes = photo_outputs(image, out), []
     for note in notes:
         tqdm.write(note, file=sys.stderr)
     model = Deoccluder.from_checkpoint(checkpoint, device)
+    seg = None
+    if mask is None:
+        from .segmenter import Segmenter
+
+        try:
+            seg = Segmenter.from_checkpoint(segmenter, device)
+        except UserError as exc:
+            raise UserError(f"--segmenter: {_checkpoint_line(segmenter, exc.message)}") from None
     single = image.is_file()
     written: list[Path] = []
     for photo_path, mask_path, target in tqdm(
@@ -312,7 +349,16 @@ def infer(checkpoint: Path, image: Path, mask: Path, out: Path, device: str = "a
     ):
         try:
             photo = read_photo(photo_path)
-            m = read_mask(mask_path, photo.shape[:2])
+            if seg is not None:
+                from .segmenter import photo_mask
+
+                m = photo_mask(seg, photo, mask_dilate)
+                written_mask = target.with_name(target.stem + MASK_SUFFIX)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(m).save(written_mask)
+                written.append(written_mask)
+            else:
+                m = read_mask(mask_path, photo.shape[:2])
             result, outside = deocclude_photo(model, photo, m)
         except UserError as exc:
             if single:

@@ -383,6 +383,10 @@ def train(cfg: dict[str, Any], data_dir: Path, run_dir: Path, resume: bool = Fal
     if device.type == "cuda" and dist.enabled:
         device = torch.device("cuda", dist.local_rank)
     try:
+        if cfg["model"]["kind"] == "segmenter":
+            from fdsgan_train.segment_train import train_segmenter
+
+            return train_segmenter(cfg, data_dir, run_dir, resume, device, dist)
         return _train(cfg, data_dir, run_dir, resume, device, dist)
     finally:
         shutdown(dist)

@@ -137,6 +137,20 @@ def occluders(ctx: click.Context, out: Path, occluders_dir: tuple[Path, ...]) ->
     help="Soft matte at the mask edge: pymatting's closed-form matting (when installed) or "
     "an OpenCV guided filter.",
 )
+@click.option(
+    "--masks",
+    type=click.Choice(["files", "auto"]),
+    default="files",
+    show_default=True,
+    help="files: NAME.mask.png only; auto: a photo without one gets its mask from "
+    "--segmenter (marked auto_masked in its sidecar; check them). Needs the [train] extra.",
+)
+@click.option(
+    "--segmenter",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Segmenter checkpoint (fdsgan-train --config segmenter) for --masks auto.",
+)
+@click.option("--device", default="auto", show_default=True, help="For --segmenter: cpu, cuda.")
 def harvest(
     sources: tuple[Path, ...],
     category: str,
@@ -147,6 +161,9 @@ def harvest(
     match: str | None,
     landmarks: str,
     matting: str,
+    masks: str,
+    segmenter: Path | None,
+    device: str,
 ) -> None:
     """Cut real occluders from photos into a library folder.
 
@@ -159,9 +176,22 @@ def harvest(
     \b
     occsynth occluders harvest --from photos/ --category medical_mask --out my_occluders
     occsynth build --faces demo --n 64 --out data --occluders-dir my_occluders
+    occsynth occluders harvest --from photos/ --category medical_mask --out my_occluders \\
+        --masks auto --segmenter runs/seg/checkpoints/last.pt
     """
     from ..errors import UserError
     from ..occluders.harvest import harvest as run
+
+    masker = None
+    if (masks == "auto") != (segmenter is not None):
+        raise UserError("--masks auto and --segmenter S.pt go together")
+    if segmenter is not None:  # the torch side lives in fdsgan_train, imported only here
+        from fdsgan_train.requirements import require_torch
+
+        require_torch("occsynth occluders harvest --masks auto", ("torch",))
+        from fdsgan_train.segmenter import harvest_masker
+
+        masker = harvest_masker(segmenter, device)
 
     names = [n.strip() for c in coco_categories for n in c.split(",") if n.strip()]
     report = run(
@@ -175,6 +205,7 @@ def harvest(
         matting_method=matting,
         match=match,
         report=lambda line: click.echo(line, err=True),
+        masker=masker,
     )
     n, k = len(report.assets), len(report.rejects)
     where = f" (see {report.rejects_csv})" if report.rejects_csv and k else ""

@@ -94,6 +94,7 @@ class Item:
     photo: Path
     mask_path: Path | None = None
     mask: np.ndarray | None = None  # a COCO instance's mask
+    auto_masked: bool = False  # no mask file: the mask comes from Options.masker
 
 
 @dataclass
@@ -145,10 +146,11 @@ def _has_transparency(path: Path) -> bool:
 
 
 def discover(
-    paths: list[Path], match: str | None = None
+    paths: list[Path], match: str | None = None, auto_masks: bool = False
 ) -> tuple[list[Item], list[tuple[str, str]]]:
     """The sources under ``paths`` (folders, not recursive, or single files); ``match``: a
-    glob on file names. Returns the items and the files rejected on sight."""
+    glob on file names; ``auto_masks``: a photo without a mask file is taken all the same
+    (its mask is predicted). Returns the items and the files rejected on sight."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -170,6 +172,8 @@ def discover(
             items.append(Item(f.name, slug(stem), "face_photo", f, mask_path=mask))
         elif f.suffix.lower() == ".png" and _has_transparency(f):
             items.append(Item(f.name, slug(stem), "cutout", f))
+        elif auto_masks:
+            items.append(Item(f.name, slug(stem), "face_photo", f, auto_masked=True))
         else:
             rejects.append(
                 (
@@ -399,6 +403,9 @@ class Options:
     licence: str = ""
     landmarks: str = "auto"
     matting: str = "auto"
+    #: ``rgb -> mask`` for sources without a mask file (``--masks auto``: a segmenter's,
+    #: ``fdsgan_train.segmenter.harvest_masker``; occlusion_synth never imports torch)
+    masker: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _cut_from_face(item: Item, rgb: np.ndarray, mask: np.ndarray, opts: Options, face) -> Asset:
@@ -730,7 +737,7 @@ def _asset(item, opts, rgba, anchors, placement, material, face_lab, grip, quali
         "harvest": {
             "source": item.name,
             "licence": opts.licence,
-            "auto_masked": False,
+            "auto_masked": item.auto_masked,
             "kind": item.kind,
             "face_lab": face_lab,
             "grip": grip,
@@ -761,6 +768,13 @@ def harvest_item(item: Item, opts: Options) -> Asset:
             raise Reject(
                 f"annotation mask is {mask.shape[1]}x{mask.shape[0]}, the photo {size[0]}x{size[1]}"
             )
+    elif item.auto_masked:
+        if opts.masker is None:
+            raise Reject("no mask file, and no segmenter to predict one")
+        try:
+            mask = opts.masker(rgb) > 0
+        except UserError as exc:
+            raise Reject(f"automatic mask: {exc.message}") from None
     else:
         assert item.mask_path is not None
         mask = read_mask(item.mask_path, size)
@@ -833,6 +847,7 @@ def harvest(
     matting_method: str = "auto",
     match: str | None = None,
     report: Callable[[str], None] = print,
+    masker: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> HarvestReport:
     """Harvest every source into ``out/<category>/``; see the module docstring.
 
@@ -856,7 +871,7 @@ def harvest(
     else:
         if coco_categories:
             raise UserError("--coco-category needs --coco FILE")
-        items, rejects = discover(sources, match)
+        items, rejects = discover(sources, match, auto_masks=masker is not None)
     if not items and not rejects:
         raise UserError(
             f"no photos with masks ({MASK_SUFFIX}) or RGBA cut-outs in "
@@ -864,7 +879,7 @@ def harvest(
         )
     for name, reason in rejects:
         report(f"rejected {name}: {reason}")
-    opts = Options(category, licence, landmarks, matting_method)
+    opts = Options(category, licence, landmarks, matting_method, masker)
     assets: list[tuple[Item, Asset]] = []
     used: set[str] = set()
     for item in items:

@@ -1,0 +1,242 @@
+"""Training the occlusion segmenter (``fdsgan-train --config segmenter``).
+
+The trainer's machinery, for one network ``S``: the same run folder (config.yaml,
+checkpoints/last.pt, metrics.jsonl, tb/, samples/), ``--resume``, AMP, DDP, the
+learning-rate schedule (``optim.warmup_steps``, ``optim.decay``) and :class:`tick.Schedule`.
+Each step reads a batch of shards (``data.train_loader``), resizes the occluded input and
+its mask to ``segment.size``, augments them (:func:`segmenter.augment`) and takes one AdamW
+step on BCE + Dice. Validation reports the mean per-image IoU of the val split.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from fdsgan_train import checkpoint as ckpt_io
+from fdsgan_train.config import save_config
+from fdsgan_train.data import eval_loader, shard_paths, train_loader
+from fdsgan_train.distributed import Dist, all_reduce_sum, barrier
+from fdsgan_train.logging_utils import RunLogger
+from fdsgan_train.preflight import check_shards
+from fdsgan_train.segmenter import (
+    KIND,
+    augment,
+    batch_iou,
+    build_segmenter,
+    resize,
+    segment_loss,
+)
+from fdsgan_train.tick import Schedule, lr_factor
+from occlusion_synth.errors import UserError
+
+LOSS_KEYS = ("bce", "dice", "total", "iou")
+
+
+class SegmentTrainer:
+    """The segmenter, its AdamW optimiser, AMP and (under torchrun) DDP; :meth:`step` trains."""
+
+    def __init__(self, cfg: dict[str, Any], device: torch.device, dist: Dist | None = None):
+        from fdsgan_train.train import amp_settings
+
+        self.cfg, self.device, self.dist = cfg, device, dist or Dist()
+        torch.manual_seed(cfg["seed"])
+        self.net = build_segmenter(cfg).to(device)
+        s = cfg["segment"]
+        self.opt = torch.optim.AdamW(
+            self.net.parameters(), lr=s["lr"], weight_decay=s["weight_decay"]
+        )
+        self.amp, self.amp_dtype = amp_settings(cfg, device)
+        self.scaler = torch.amp.GradScaler(
+            device.type, enabled=self.amp and self.amp_dtype == torch.float16
+        )
+        self.aug_gen = torch.Generator()
+        self.run = self.net
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [device.index or 0] if device.type == "cuda" else None
+            self.run = DDP(self.net, device_ids=ids)
+        if cfg["train"]["compile"]:
+            self.run = torch.compile(self.run)
+
+    def set_lr(self, step: int, total: int) -> float:
+        o = self.cfg["optim"]
+        factor = lr_factor(step, total, o["warmup_steps"], o["decay"], o["min_lr_ratio"])
+        for group in self.opt.param_groups:
+            group["lr"] = self.cfg["segment"]["lr"] * factor
+        return factor
+
+    def autocast(self):
+        from contextlib import nullcontext
+
+        if not self.amp:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+    def prepare(self, batch: dict[str, torch.Tensor], index: int | None) -> tuple:
+        """Input and mask at ``segment.size``, augmented (seeded by step and rank) when
+        ``index`` is given."""
+        size = self.cfg["segment"]["size"]
+        image, mask = resize(batch["input"], size), resize(batch["mask"], size)
+        if index is not None:
+            self.aug_gen.manual_seed(hash((self.cfg["seed"], index, self.dist.rank)) % 2**63)
+            image, mask = augment(image, mask, self.cfg["segment"]["augment"], self.aug_gen)
+        return image.to(self.device), mask.to(self.device)
+
+    def step(self, batch: dict[str, torch.Tensor], index: int) -> dict[str, torch.Tensor]:
+        image, mask = self.prepare(batch, index)
+        self.net.train()
+        with self.autocast():
+            logits = self.run(image)
+        losses = segment_loss(logits, mask, self.cfg["segment"]["dice_weight"])
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(losses["total"]).backward()
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        out = {k: v.detach() for k, v in losses.items()}
+        out["iou"] = batch_iou(logits.detach(), mask).mean()
+        out["image"], out["mask"], out["logits"] = image, mask, logits.detach()
+        return out
+
+    @torch.no_grad()
+    def validate(self, loader, max_batches: int | None = None) -> dict[str, float]:
+        """Mean per-image IoU (logit > 0 vs mask > 0.5) at ``segment.size`` over the split."""
+        self.net.eval()
+        sums = torch.zeros(2, dtype=torch.float64)
+        for i, batch in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            image, mask = self.prepare(batch, None)
+            with self.autocast():
+                logits = self.net(image)
+            sums[0] += batch_iou(logits.float(), mask).sum().item()
+            sums[1] += image.shape[0]
+        self.net.train()
+        sums = all_reduce_sum(sums.to(self.device), self.dist).cpu()
+        return {"iou": sums[0].item() / max(sums[1].item(), 1.0), "n": sums[1].item()}
+
+    def state(self, step: int, epoch: int, batch_in_epoch: int) -> dict[str, Any]:
+        return {
+            "kind": KIND,
+            "config": self.cfg,
+            "models": {"S": self.net.state_dict()},
+            "optimizers": {"S": self.opt.state_dict()},
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "step": step,
+            "epoch": epoch,
+            "batch_in_epoch": batch_in_epoch,
+            "rng": ckpt_io.rng_state(),
+        }
+
+    def load_state(self, ckpt: dict[str, Any], path: Path) -> int:
+        if "optimizers" not in ckpt or "step" not in ckpt:
+            raise UserError(f"--resume: {path} is not a training checkpoint")
+        problem = ckpt_io.mismatch("S", self.net, ckpt["models"]["S"])
+        if problem:
+            raise UserError(f"--resume: {path} does not fit the config: {problem}")
+        self.net.load_state_dict(ckpt["models"]["S"])
+        self.opt.load_state_dict(ckpt["optimizers"]["S"])
+        if ckpt.get("scaler") is not None and self.scaler.is_enabled():
+            self.scaler.load_state_dict(ckpt["scaler"])
+        ckpt_io.set_rng_state(ckpt["rng"])
+        return int(ckpt["step"])
+
+
+def train_segmenter(cfg, data_dir: Path, run_dir: Path, resume: bool, device, dist: Dist):
+    """The segmenter's loop; returns a ``train.TrainResult`` (scores: ``{"iou": ...}``)."""
+    from fdsgan_train.train import TrainingDiverged, TrainResult
+
+    t = cfg["train"]
+    train_paths, val_paths = shard_paths(data_dir, "train"), shard_paths(data_dir, "val")
+    if not train_paths:
+        raise UserError(f"--data: no train shards in {data_dir}/shards (train-*.tar)")
+    n_train = check_shards(train_paths)
+    check_shards(val_paths)
+    batch = cfg["data"]["batch_size"]
+    steps_per_epoch = n_train // (batch * dist.world_size)
+    if steps_per_epoch == 0:
+        raise UserError(f"fewer train samples than one batch of {batch} per rank")
+    total = t["epochs"] * steps_per_epoch
+    if t["max_steps"] is not None:
+        total = min(total, t["max_steps"])
+    schedule = Schedule.from_config(t, total, steps_per_epoch)
+    last = run_dir / "checkpoints" / "last.pt"
+    if last.exists() and not resume:
+        raise UserError(f"{run_dir} already holds a run: pass --resume or another --run-dir")
+    if resume and not last.exists():
+        raise UserError(f"--resume: no checkpoint at {last}")
+    trainer = SegmentTrainer(cfg, device, dist)
+    step = 0
+    if resume:
+        step = trainer.load_state(ckpt_io.load_checkpoint(last, kind=KIND), last)
+    start = step
+    if dist.is_main:
+        ckpt_io.remove_stale_temps(last.parent)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
+    log = RunLogger(run_dir, dist.is_main)
+    workers, pin = cfg["data"]["num_workers"], device.type == "cuda"
+    val = (
+        eval_loader(val_paths, batch, dist.rank, dist.world_size, workers, pin)
+        if val_paths
+        else None
+    )
+
+    def save(step: int, keep: bool) -> None:
+        bad = ckpt_io.nonfinite({"S": trainer.net.state_dict()})
+        if bad:
+            raise TrainingDiverged(f"weights not finite after step {step} (e.g. {bad[0]})")
+        if dist.is_main:
+            state = trainer.state(step, step // steps_per_epoch, step % steps_per_epoch)
+            ckpt_io.save_checkpoint(last, state)
+            if keep:
+                ckpt_io.save_checkpoint(run_dir / "checkpoints" / f"ckpt-{step:07d}.pt", state)
+        barrier(dist)
+
+    bar = tqdm(total=total, initial=step, disable=not dist.is_main, desc="segmenter", unit="step")
+    scores: dict[str, float] = {}
+    batches = None
+    tic, tic_step = time.perf_counter(), step
+    while step < total:
+        epoch, skip = divmod(step, steps_per_epoch)
+        if batches is None:
+            batches = train_loader(train_paths, cfg, epoch, dist.rank, dist.world_size, pin, skip)
+        lr_now = trainer.set_lr(step, total)
+        out = trainer.step(next(batches), step)
+        step += 1
+        bar.update(1)
+        due = schedule.due(step)
+        if due.epoch_end:
+            batches = None
+        if not due.sync:
+            continue
+        values = {k: float(out[k]) for k in LOSS_KEYS}
+        if not all(map(lambda v: v == v and abs(v) != float("inf"), values.values())):
+            raise TrainingDiverged(f"segmenter loss is not finite at step {step}")
+        if due.log:
+            bar.set_postfix({k: f"{values[k]:.3f}" for k in ("total", "iou")})
+            rate = (step - tic_step) * batch * dist.world_size / (time.perf_counter() - tic)
+            extra = {"images_per_s": rate, "lr_factor": lr_now}
+            if device.type == "cuda":
+                extra["gpu_peak_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
+            log.log("train", step, values | extra, epoch=epoch)
+            tic, tic_step = time.perf_counter(), step
+        if due.sample:
+            prob = torch.sigmoid(out["logits"].float()) * 2 - 1
+            log.sample_grid(step, [out["image"], out["mask"] * 2 - 1, prob])
+        if due.checkpoint:
+            save(step, due.keep)
+        if due.validate and val is not None:
+            scores = trainer.validate(val, t["val_max_batches"])
+            log.log("val", step, scores, epoch=epoch)
+            if dist.is_main:
+                tqdm.write(f"val step {step}: IoU {scores['iou']:.4f} ({scores['n']:.0f} samples)")
+            tic = time.perf_counter()
+    bar.close()
+    log.close()
+    return TrainResult(last if dist.is_main else None, step, step - start, scores)
