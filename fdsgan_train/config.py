@@ -62,8 +62,8 @@ def _resolve(spec: str, seen: tuple[str, ...] = ()) -> dict[str, Any]:
     if base is None:
         if spec != "paper":  # every chain ends in the paper preset, which defines all keys
             base = "paper"
-        else:  # with the keys added since (their defaults), so a YAML may override them
-            return _unflatten(ADDED_KEYS | _flatten(data))
+        else:
+            return data
     elif not isinstance(base, str):
         raise UserError(f"config {path}: 'base' must be a preset name or a file path")
     elif base not in PRESETS and not Path(base).is_absolute():
