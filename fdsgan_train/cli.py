@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from occlusion_synth.cli_support import CliError, Command
+from occlusion_synth.commands.location import LOCATION
 from occlusion_synth.errors import UserError
 
 EPILOG = """\b
@@ -19,8 +21,17 @@ Exit codes: 0 done; 2 a problem with the input (options, config, data, checkpoin
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(path_type=Path),
-    help="Dataset folder written by `occsynth build` (holds shards/).",
+    type=LOCATION,
+    help="Dataset folder written by `occsynth build` (holds shards/), or its URL "
+    "(s3://bucket/x: shards are streamed; see --data-cache).",
+)
+@click.option(
+    "--data-cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="FDSGAN_DATA_CACHE",
+    default=None,
+    help="With --data at a URL: download each shard once into this folder and read it "
+    "from there (default: stream every pass).  [env: FDSGAN_DATA_CACHE]",
 )
 @click.option(
     "--run-dir",
@@ -93,6 +104,7 @@ Exit codes: 0 done; 2 a problem with the input (options, config, data, checkpoin
 )
 def train_main(
     data_dir,
+    data_cache,
     run_dir,
     config_spec,
     sets,
@@ -120,6 +132,8 @@ def train_main(
     from fdsgan_train.requirements import require_torch
 
     require_torch("fdsgan-train", ("torch", "torchvision", "tensorboard"))
+    if data_cache is not None:  # read by fdsgan_train.data (and by DataLoader workers)
+        os.environ["FDSGAN_DATA_CACHE"] = str(data_cache)
     from fdsgan_train.config import load_config, parse_set
 
     overrides = dict(parse_set(s) for s in sets)

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from occlusion_synth.cli_support import Command
+from occlusion_synth.commands.location import LOCATION
 
 from .requirements import require_torch
 
@@ -35,7 +36,13 @@ _DEVICE = click.option(
     "Checkpoint written by fdsgan-train: G1 and G2 are scored; or a segmenter checkpoint "
     "(--config segmenter): IoU, F1 and boundary F of its masks.",
 )
-@_required_path("--data", "Dataset built by 'occsynth build' (folder holding shards/).")
+@click.option(
+    "--data",
+    required=True,
+    type=LOCATION,
+    help="Dataset built by 'occsynth build' (folder holding shards/), or its URL "
+    "(s3://bucket/x; shards are streamed, or cached in $FDSGAN_DATA_CACHE when set).",
+)
 @click.option(
     "--split",
     default="test",
@@ -68,7 +75,7 @@ _DEVICE = click.option(
 @_required_path("--out", "Output folder: metrics.csv, summary.md, comparison.png.")
 def eval_main(
     checkpoint: Path,
-    data: Path,
+    data: Path | str,
     split: str,
     real: Path | None,
     limit: int | None,

@@ -21,10 +21,19 @@ sequence of passes over a reader's part, pass ``p`` of epoch ``e`` shuffled by a
 with ``(seed, e, p, g)``. An epoch is a fixed number of batches (the split's sample count //
 (ranks x batch)), so every rank runs the same number of steps, and a resumed run skips the
 batches it already consumed (:func:`train_loader` with ``skip``).
+
+A dataset at a URL (``s3://bucket/x``, any fsspec URL; see :mod:`occlusion_synth.storage`) is
+read the same way: its shards are listed in the bucket and each is streamed, WebDataset-style,
+member by member through the same safe reader, never downloaded whole. With a cache folder
+(``--data-cache DIR`` or ``FDSGAN_DATA_CACHE``) each shard is instead downloaded once, whole,
+to ``DIR/<scheme>/<bucket>/<prefix>/shards/`` (under a temporary name, then renamed; a cached
+shard whose size matches the object is reused) and read from there by every later pass and
+run.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,19 +43,34 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from occlusion_synth import shards
+from occlusion_synth import shards, storage
 from occlusion_synth.errors import UserError
+from occlusion_synth.storage import Location
+
+#: Environment variable naming the local cache folder of shards read from a URL.
+CACHE_ENV = "FDSGAN_DATA_CACHE"
 
 
-def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
+def cache_folder() -> Path | None:
+    """The local cache folder of remote shards (``FDSGAN_DATA_CACHE``), or None: stream."""
+    value = os.environ.get(CACHE_ENV)
+    return Path(value).expanduser() if value else None
+
+
+def shard_paths(data_dir: Location, split: str) -> list[Location]:
     """The sorted shard files of one split (``data_dir/shards/<split>-NNNNNN.tar``).
 
-    A name that is not a regular file (folder, FIFO, device, broken link) is a ``UserError``.
+    ``data_dir`` may be a URL: its shards are then URLs (streamed), or local copies in the
+    cache folder when one is set (:func:`cache_folder`). A local name that is not a regular
+    file (folder, FIFO, device, broken link) is a ``UserError``.
     """
-    root = Path(data_dir)
-    if not root.is_dir():
+    root = storage.location(data_dir)
+    if not storage.isdir(root):
         raise UserError(f"--data: folder {root} does not exist")
     paths = shards.list_shards(root, split)
+    if storage.is_remote(root):  # listed objects: regular by construction
+        cache = cache_folder()
+        return paths if cache is None else [cached_shard(p, cache) for p in paths]
     for path in paths:
         try:
             shards.check_regular(path)
@@ -55,7 +79,40 @@ def shard_paths(data_dir: str | Path, split: str) -> list[Path]:
     return paths
 
 
-def iter_raw_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+def cache_path(url: str, cache: Path) -> Path:
+    """Where the shard at ``url`` is kept in ``cache``: ``cache/<scheme>/<path of the URL>``."""
+    scheme, _, rest = url.partition("://")
+    parts = [p for p in rest.split("/") if p]
+    if any(p in (".", "..") for p in parts):
+        raise UserError(f"--data: {url}: '.' and '..' are not allowed in a URL")
+    return cache.joinpath(scheme, *parts)
+
+
+def cached_shard(url: str, cache: Path) -> Path:
+    """The local copy of the shard at ``url`` in ``cache``, downloaded whole the first time
+    (to a temporary name, then renamed: a copy never exists half-written)."""
+    local = cache_path(url, cache)
+    try:
+        size = storage.size(url)
+        if local.is_file() and local.stat().st_size == size:
+            return local
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f"{local.name}.{os.getpid()}{storage.TMP_SUFFIX}")
+        try:
+            with storage.open_read(url) as src, open(tmp, "wb") as dst:
+                while chunk := src.read(8 * 1024 * 1024):
+                    dst.write(chunk)
+            if tmp.stat().st_size != size:
+                raise OSError(f"got {tmp.stat().st_size} of {size} bytes")
+            os.replace(tmp, local)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise UserError(f"--data: cannot cache {url} in {cache} ({exc})") from None
+    return local
+
+
+def iter_raw_samples(path: Location) -> Iterator[tuple[str, dict[str, bytes]]]:
     """``(key, {member: bytes})`` for each sample of one shard, in tar order, undecoded."""
     try:
         yield from shards.read_shard(path)
@@ -67,13 +124,13 @@ def _rgb(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.astype(np.float32)).permute(2, 0, 1).div_(127.5).sub_(1.0)
 
 
-def decode_sample(key: str, members: dict[str, bytes], shard: str | Path) -> shards.Sample:
+def decode_sample(key: str, members: dict[str, bytes], shard: Location) -> shards.Sample:
     """One sample decoded by ``shards.decode_sample`` (PNG headers checked before decoding);
     any problem is a ``ShardError`` naming the shard, the key and the member."""
     return shards.decode_sample(key, members, shard=str(shard))
 
 
-def decode(key: str, members: dict[str, bytes], shard: str | Path) -> dict:
+def decode(key: str, members: dict[str, bytes], shard: Location) -> dict:
     """Members of one sample -> ``key`` and the three tensors (mask is ``> 127`` of the PNG)."""
     s = decode_sample(key, members, shard)
     mask = torch.from_numpy(s.mask > 127).float()[None]
@@ -99,8 +156,8 @@ def reader_slot(rank: int, world_size: int) -> tuple[int, int]:
     return rank * workers + worker, world_size * workers
 
 
-#: A sample as read from its shard: ``(shard path, key, {member: bytes})``.
-_Raw = tuple[Path, str, dict[str, bytes]]
+#: A sample as read from its shard: ``(shard path or URL, key, {member: bytes})``.
+_Raw = tuple[Location, str, dict[str, bytes]]
 
 
 class ShardStream(IterableDataset):
@@ -108,7 +165,7 @@ class ShardStream(IterableDataset):
 
     def __init__(
         self,
-        paths: list[Path],
+        paths: list[Location],
         seed: int = 0,
         epoch: int = 0,
         rank: int = 0,
@@ -185,7 +242,7 @@ def _loader(ds: IterableDataset, batch_size: int, workers: int, pin: bool) -> Da
 
 
 def train_loader(
-    paths: list[Path],
+    paths: list[Location],
     cfg: dict,
     epoch: int,
     rank: int,
@@ -222,7 +279,7 @@ class EvalLoader:
 
 
 def eval_loader(
-    paths: list[Path], batch_size: int, rank: int, world_size: int, workers: int, pin: bool
+    paths: list[Location], batch_size: int, rank: int, world_size: int, workers: int, pin: bool
 ) -> EvalLoader:
     """One unshuffled pass over this rank's part of a split (each time it is iterated)."""
     ds = ShardStream(paths, 0, 0, rank, world_size, shuffle_buffer=0, endless=False)

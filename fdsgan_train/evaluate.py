@@ -97,11 +97,12 @@ def load_split(data: Path, split: str, limit: int | None = None) -> list[EvalSam
 
     Read as the trainer reads them (``data.decode_sample``: headers checked before decoding).
     """
+    from occlusion_synth import storage
     from occlusion_synth.shards import ShardError
 
     from .data import decode_sample, iter_raw_samples, shard_paths
 
-    paths = shard_paths(data, split) if data.is_dir() else []
+    paths = shard_paths(data, split) if storage.isdir(data) else []
     if not paths:
         raise UserError(f"no '{split}' samples in {data} (expected {data}/shards/{split}-*.tar)")
     out: list[EvalSample] = []

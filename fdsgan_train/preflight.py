@@ -12,25 +12,24 @@ decoder when the sample is read.
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from pathlib import Path
 
-from occlusion_synth import shards
+from occlusion_synth import shards, storage
 from occlusion_synth.errors import UserError
 
 
 def check_shard(path: Path) -> int:
     """The number of samples in one shard; ``ShardError`` naming the member or key if bad."""
     shards.check_regular(path)
-    info = os.stat(path)
+    size = storage.size(path)  # a local file or an object at a URL
     groups: dict[str, set[str]] = {}
     key = None
     try:
-        with tarfile.open(path, "r:") as tar:
+        with shards.open_tar(path) as tar:
             for member in tar:
                 shards.check_member(member, shards.MAX_MEMBER_BYTES)
-                if member.offset_data + member.size > info.st_size:
+                if member.offset_data + member.size > size:
                     raise shards.ShardError(f"member {member.name!r} is truncated")
                 k, ext = shards.split_member_name(member.name)
                 if k != key and k in groups:
