@@ -118,21 +118,27 @@ def hold(layer: Layer, hand: Layer, light_dir: tuple[float, float]) -> None:
     """Lay ``hand`` over the prop of ``layer`` in place: the fingers cover it and shade it
     where they cast their shadow (away from ``light_dir``); the prop's contact with the
     face is kept where the hand does not cover it."""
-    ah = hand.alpha
-    if not ah.any():
+    x, y, w, h = cv2.boundingRect(cv2.compare(hand.alpha, 0.0, cv2.CMP_GT))
+    if w == 0 or h == 0:
         return
     k, sigma, off = _SHADOW
+    m = int(np.ceil(4 * sigma + off)) + 2  # the reach of the fingers' shadow
+    H, W = hand.alpha.shape
+    x0, y0, x1, y1 = max(x - m, 0), max(y - m, 0), min(x + w + m, W), min(y + h + m, H)
+    box = (slice(y0, y1), slice(x0, x1))
+    ah = hand.alpha[box]
     dx, dy = -light_dir[0] * off, -light_dir[1] * off
     shifted = cv2.warpAffine(ah, np.float32([[1, 0, dx], [0, 1, dy + 0.5]]), ah.shape[::-1])
     shadow = 1.0 - k * cv2.GaussianBlur(shifted, (0, 0), sigma)
-    prop_rgb = layer.rgb * shadow[..., None]
-    ap = layer.alpha
+    prop_rgb = layer.rgb[box] * shadow[..., None]
+    ap = layer.alpha[box]
     a = ah + ap * (1.0 - ah)
-    rgb = hand.rgb * ah[..., None] + prop_rgb * (ap * (1.0 - ah))[..., None]
-    layer.rgb = np.where(a[..., None] > 1e-6, rgb / np.maximum(a, 1e-6)[..., None], 0.0).astype(
-        np.float32
-    )
-    layer.alpha = a.astype(np.float32)
+    rgb = hand.rgb[box] * ah[..., None] + prop_rgb * (ap * (1.0 - ah))[..., None]
+    layer.rgb = layer.rgb.copy()
+    layer.rgb[box] = np.where(a[..., None] > 1e-6, rgb / np.maximum(a, 1e-6)[..., None], 0.0)
+    layer.alpha = layer.alpha.copy()
+    layer.alpha[box] = a
     if layer.contact is not None:
-        layer.contact = (layer.contact * (1.0 - ah)).astype(np.float32)
+        layer.contact = layer.contact.copy()
+        layer.contact[box] *= 1.0 - ah
     layer.params["held_by"] = {k: v for k, v in hand.params.items() if k != "level"}
