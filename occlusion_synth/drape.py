@@ -9,6 +9,8 @@ light (``realism.FaceStats.light_dir``) plus a little occlusion in its hollows:
 - **pleats** (medical masks): 2-4 folds, each a lit lip over a shadowed step, sagging in
   the middle and pinched together towards the bound side edges; their number, spacing,
   sag, tilt and depth are drawn per sample, so no two masks repeat exactly.
+- **form** (all): the fabric rounds across the face and under the chin, and a mask is
+  tented over the nose, so the side facing the light is brighter.
 - **creases** (cloth masks, scarves): 1-3 tension creases running from the ear-loop
   corners or the sides towards the middle, plus a soft cross-wise wave; rigid respirators
   (N95/KN95, moulded) get none.
@@ -100,6 +102,19 @@ def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np
     return h, {**info, "_hollow": np.clip(-h, 0, None) * 0.5}
 
 
+def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
+    """Height (template px) of the fabric's overall form: round across the face, turning
+    under the chin, and (for a mask) tented over the nose, so the side facing the light is
+    the brighter one and the nose casts its side into shade."""
+    across = -10.0 * ((u - 127.0) * (1 / 62.0)) ** 2
+    chin = -5.0 * np.clip((v - 195.0) * (1 / 35.0), 0, None) ** 2
+    h = across + chin
+    if nose:
+        fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
+        h = h + 4.0 * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2)) * fade
+    return h.astype(np.float32)
+
+
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
     """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
 
@@ -114,6 +129,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
         h, info = _pleats(u, v, rng)
     else:
         h, info = _creases(u, v, rng)
+    h = h + _body(u, v, nose=layer.category != "scarf")
     hollow = info.pop("_hollow")
     # template px per frame px, to turn the frame gradient into a slope per template px
     du = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1) * 0.5

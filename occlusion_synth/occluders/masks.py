@@ -138,7 +138,7 @@ MEDICAL = [
     ("mint", "#a9dcc6", "#ffffff"),
     ("pink", "#f1b9c8", "#ffffff"),
     ("black", "#2a2b2f", "#1b1b1e"),
-    ("lavender", "#c3b6e6", "#ffffff"),
+    ("grey", "#a4a8ad", "#f2f2f2"),
 ]
 
 #: medical mask rim in canonical coordinates: the top rides up the nose bridge, the sides
