@@ -213,6 +213,11 @@ def _warp_affine(occ: Occluder, M: np.ndarray, extend: bool, params: dict) -> La
 END_BAND = 0.35
 #: Largest step (px per 1 px line) between the ends of neighbouring lines along one cut.
 MAX_STEP = 2.5
+#: A harvested hand's forearm is at least this share of the hand's width across its entry
+#: direction (its photo often cuts it at the fingers or the wrist's edge, a narrow cut),
+#: rounded: darker towards its sides by ``ARM_ROUND``.
+ARM_SHARE = 0.55
+ARM_ROUND = 0.3
 
 
 def _end_profile(occ: Occluder, lvl: int, img: np.ndarray) -> dict[str, np.ndarray]:
@@ -259,11 +264,30 @@ def _end_profile(occ: Occluder, lvl: int, img: np.ndarray) -> dict[str, np.ndarr
         lo -= 1
     while hi < nb - 1 and near[hi + 1] and abs(s_end[hi + 1] - s_end[hi]) <= MAX_STEP:
         hi += 1
-    prem[lo : hi + 1] = prem_all[lo : hi + 1]
+    if occ.traits.skin_tint:
+        lo, hi, arm = _forearm(prem_all[lo : hi + 1][filled[lo : hi + 1]], lo, hi, nb)
+        prem[lo : hi + 1] = arm
+    else:
+        prem[lo : hi + 1] = prem_all[lo : hi + 1]
     prof = {"d": d, "n": n, "r": np.arange(nb, dtype=np.float64) + rmin, "s_end": s_end}
     prof["prem"] = prem
     occ.cache[key] = prof
     return prof
+
+
+def _forearm(cut: np.ndarray, lo: int, hi: int, nb: int) -> tuple[int, int, np.ndarray]:
+    """The lines (``lo``..``hi`` of ``nb``) and colours (premultiplied RGBA, 0..255) of a
+    harvested hand's forearm: the cut widened to ``ARM_SHARE`` of the hand around its
+    middle, in the cut's median colour, rounded (``ARM_ROUND``) with a soft edge line."""
+    want = min(nb, max(hi - lo + 1, int(round(ARM_SHARE * nb))))
+    lo = int(np.clip((lo + hi + 1 - want) // 2, 0, nb - want))
+    hi = lo + want - 1
+    colour = np.median(cut[:, :3], axis=0) if len(cut) else np.full(3, 128.0)
+    t = np.linspace(-1.0, 1.0, want) if want > 1 else np.zeros(1)
+    a = np.ones(want)
+    a[[0, -1]] = 0.5
+    rgb = colour[None] * (1.0 - ARM_ROUND * t[:, None] ** 2)
+    return lo, hi, np.concatenate([rgb * a[:, None], 255.0 * a[:, None]], axis=1)
 
 
 def _extrude(

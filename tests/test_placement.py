@@ -244,3 +244,37 @@ def test_colour_jitter_keeps_neutral_and_is_recorded() -> None:
     assert set(layer.params["colour_jitter"]) == {"hue_deg", "saturation", "value"}
     assert not np.array_equal(layer.rgb[110, 110], rgb[110, 110])
     assert np.array_equal(layer.rgb[0, 0], rgb[0, 0])  # outside the object: untouched
+
+
+def _held_asset(category: str):
+    """A palm 80 px wide whose photo cut it at a 12 px finger end (entry: down)."""
+    from occlusion_synth.categories import default_traits
+    from occlusion_synth.occluders.library import Occluder
+    from occlusion_synth.occluders.schema import Anchors, Material
+
+    rgba = np.zeros((120, 100, 4), np.uint8)
+    rgba[10:90, 10:90] = (200, 150, 120, 255)
+    rgba[90:120, 44:56] = (180, 130, 100, 255)  # the narrow end the photo cut
+    return Occluder(
+        name=f"{category}_cut", category=category, rgba=rgba,
+        anchors=Anchors({"target": (50.0, 40.0), "entry": (50.0, 119.0)}),
+        placement=Placement(rule="from_edge"), material=Material(), traits=default_traits(category),
+    )  # fmt: skip
+
+
+def test_a_harvested_hand_gets_a_forearm_a_cup_keeps_its_cut() -> None:
+    from occlusion_synth.placement import ARM_SHARE, _end_profile
+
+    widths = {}
+    for category in ("hand", "cup"):
+        occ = _held_asset(category)
+        prof = _end_profile(occ, 0, occ.rgba)
+        runs = prof["prem"][:, 3] > 0
+        widths[category] = int(runs.sum())
+        assert prof["r"][runs].min() >= -90 and prof["r"][runs].max() <= -10  # within the asset
+    assert widths["cup"] == 12
+    assert widths["hand"] >= int(ARM_SHARE * 80)
+    prem = _end_profile(_held_asset("hand"), 0, _held_asset("hand").rgba)["prem"]
+    arm = prem[prem[:, 3] == 255]
+    mid, side = arm[len(arm) // 2, 0], arm[0, 0]
+    assert mid > side  # rounded: darker towards its sides
