@@ -9,12 +9,16 @@ A build is planned, then executed:
    is the face's split, and it goes to shard ``rank // shard_size`` of that split, ``rank``
    counting the split's samples in index order. The plan depends only on the options and the
    sources, never on ``--workers``.
-3. **Execute.** A :class:`WorkerPool` maps sample indices in order through
-   ``Recipe.encoded`` (sample ``i`` draws only from ``default_rng([seed, i])``); the parent
-   writes each shard under a temporary name and renames it when complete, after writing the
-   shard's manifest rows to ``.partial/<shard>.parquet``.
+3. **Execute.** The distributor (``distribute.py``: ``local`` worker processes, or one
+   ``ray`` task per shard) makes the samples through ``Recipe.encoded`` (sample ``i`` draws
+   only from ``default_rng([seed, i])``) and writes each shard under a temporary name,
+   renaming it when complete, after writing the shard's manifest rows to
+   ``.partial/<shard>.parquet``.
 4. **Finish.** The part files merge into ``manifest.parquet``; ``dataset.json``,
    ``rejects.csv`` and ``preview.png`` are written and ``.partial/`` is removed.
+
+With ``--partition I/K`` (``partition.py``) a build writes only its share of the shards and
+records what it did in ``.partial/``; :func:`merge` does stage 4 once all K are done.
 
 A build that fails before its first sample leaves ``--out`` as it found it (except for
 ``rejects.csv`` when no face was usable). ``--resume`` repeats stages 1-2 (cheap with the
@@ -26,13 +30,10 @@ from __future__ import annotations
 
 import csv
 import errno
-import functools
 import hashlib
 import io
 import json
-import multiprocessing as mp
 import os
-import signal
 import socket
 import time
 import uuid
@@ -44,10 +45,18 @@ from typing import Any
 import numpy as np
 
 from . import shards, storage
+from .distribute import (  # noqa: F401  (WorkerPool: part of this module's interface)
+    DISTRIBUTORS,
+    ShardTarget,
+    WorkerPool,
+    make_distributor,
+    part_name,
+)
 from .errors import UserError
 from .faces import DEFAULT_MAX_OUTSIDE, Discovery, describe_change, discover, fingerprint
+from .partition import Partition, differences, parse_record_name
 from .progress import Progress
-from .recipe import FaceOptions, NoUsableFace, PoolFace, Recipe, locate_job, resolve_faces
+from .recipe import FaceOptions, NoUsableFace, PoolFace, Recipe, resolve_faces
 from .splits import shard_numbers
 
 PARTIAL_DIR = ".partial"
@@ -115,6 +124,9 @@ class BuildOptions:
     overwrite: bool = False
     landmark_cache: str | None = "default"  # a path, "default", or None for no cache
     face_landmarker_task: str | None = None
+    distributor: str = "local"  # see distribute.DISTRIBUTORS
+    ray_address: str | None = None  # --distributor ray: a cluster; None: a local runtime
+    partition: Partition | None = None  # build only these shards; occsynth merge finishes
     command: list[str] = field(default_factory=list)
 
     def face_options(self) -> FaceOptions:
@@ -134,6 +146,7 @@ class BuildOptions:
         d = asdict(self)
         d["out"] = str(self.out)
         d["split"] = None if self.split is None else list(self.split)
+        d["partition"] = None if self.partition is None else str(self.partition)
         del d["command"]
         return d
 
@@ -157,9 +170,14 @@ class BuildResult:
 # --------------------------------------------------------------------------- folder
 
 
+def _is_lock(name: str) -> bool:
+    """Whether ``name`` is a build's lock (or a lock being taken): never a build's output."""
+    return name.startswith(LOCK_FILE[: -len(".lock")])
+
+
 def _build_entries(out: storage.Location) -> tuple[list[str], list[str]]:
     """The names in ``out`` and those of them a build wrote (a URL: listed in the bucket)."""
-    entries = [name for name in storage.listdir(out) if name != LOCK_FILE]
+    entries = [name for name in storage.listdir(out) if not _is_lock(name)]
     return entries, [e for e in entries if e in OUTPUTS]
 
 
@@ -187,6 +205,61 @@ def check_out(out: storage.Location, resume: bool, overwrite: bool) -> None:
         raise UserError(f"--out {out} holds no occsynth build to resume")
 
 
+def check_partition_out(
+    out: storage.Location, partition: Partition, resume: bool, overwrite: bool
+) -> None:
+    """``check_out`` for ``--partition``: other partitions may be writing in ``out``; this
+    partition's own earlier start needs ``--resume`` or ``--overwrite``."""
+    if storage.isfile(out) or (storage.exists(out) and not storage.isdir(out)):
+        raise UserError(f"--out {out} exists and is not a folder")
+    entries, ours = _build_entries(out)
+    if not entries or entries == [shards.REJECTS]:
+        return
+    if not ours:
+        raise UserError(
+            f"--out {out} is not empty and holds no occsynth build; choose a new folder"
+        )
+    if shards.DATASET_CARD in entries and PARTIAL_DIR not in entries:
+        raise UserError(f"--out {out} holds a finished build; build partitions into a new folder")
+    started = storage.isfile(storage.join(out, PARTIAL_DIR, partition.record))
+    if started and not (resume or overwrite):
+        raise UserError(
+            f"partition {partition} was already started in {out}: add --resume to continue it, "
+            "or --overwrite to redo it"
+        )
+
+
+def _check_partners(out: storage.Location, options: BuildOptions, record: dict[str, Any]) -> None:
+    """Refuse to start a partition beside partitions of another split (K) or other options."""
+    mine = options.partition
+    for other, theirs in sorted(_partition_records(out).items(), key=lambda kv: kv[0].index):
+        if other == mine or theirs is None:
+            continue
+        if mine is not None and other.count != mine.count:
+            raise UserError(
+                f"--partition {mine}: {out} holds partition {other} of another split into "
+                f"{other.count}; use the same K for every partition, or a new --out"
+            )
+        diff = differences(theirs, record)
+        if diff:
+            raise UserError(
+                f"--partition {mine}: partition {other} in {out} was built with other "
+                f"options ({diff}); use the same options, or a new --out"
+            )
+
+
+def _clear_partition(out: storage.Location, partition: Partition, own: set[str]) -> None:
+    """Remove what an earlier run of this partition wrote (``--overwrite --partition``)."""
+    folder, parts = storage.join(out, shards.SHARDS_DIR), storage.join(out, PARTIAL_DIR)
+    for name in storage.listdir(folder):
+        if name.removesuffix(shards.TMP_SUFFIX) in own:
+            storage.remove(storage.join(folder, name))
+    for name in storage.listdir(parts):
+        if name.removesuffix(shards.TMP_SUFFIX) in {part_name(s) for s in own}:
+            storage.remove(storage.join(parts, name))
+    storage.remove(storage.join(parts, partition.record))
+
+
 def _clear_outputs(out: storage.Location) -> None:
     """Remove what a previous build wrote in ``out`` (``--overwrite``)."""
     for name in _build_entries(out)[1]:
@@ -201,16 +274,37 @@ def _read_json(path: storage.Location) -> Any:
         return None
 
 
+def _partition_records(out: storage.Location) -> dict[Partition, Any]:
+    """The partition records in ``out/.partial`` (None for an unreadable one)."""
+    parts = storage.join(out, PARTIAL_DIR)
+    found = {}
+    for name in storage.listdir(parts):
+        partition = parse_record_name(name)
+        if partition is not None:
+            record = _read_json(storage.join(parts, name))
+            found[partition] = record if isinstance(record, dict) else None
+    return found
+
+
 def _check_plan(out: storage.Location, options: BuildOptions) -> None:
-    """Refuse to resume a build made with other options."""
+    """Refuse to resume a build made with other options (the plan of a single build, this
+    partition's record, or else any partition's record)."""
     plan = json.loads(json.dumps(options.plan_dict()))
     path = storage.join(out, PARTIAL_DIR, PLAN_FILE)
     card = storage.join(out, shards.DATASET_CARD)
+    own = None
+    if options.partition is not None:
+        own = storage.join(out, PARTIAL_DIR, options.partition.record)
     previous = None
-    if storage.isfile(path):
+    if own is not None and storage.isfile(own):
+        previous = (_read_json(own) or {}).get("plan")
+    elif storage.isfile(path):
         previous = _read_json(path)
     elif storage.isfile(card):
         previous = (_read_json(card) or {}).get("options")
+    else:
+        records = [r for r in _partition_records(out).values() if isinstance(r, dict)]
+        previous = records[0].get("plan") if records else None
     if not isinstance(previous, dict):
         previous = None
     if previous is not None and any(previous.get(k) != plan[k] for k in PLAN_KEYS):
@@ -243,11 +337,19 @@ def _check_sources(
 
 
 def _start_folder(
-    out: storage.Location, options: BuildOptions, sources: dict, entries: list
+    out: storage.Location,
+    options: BuildOptions,
+    sources: dict,
+    entries: list,
+    record: dict[str, Any] | None = None,
 ) -> None:
-    """Create the build's folders and record its plan (the first write of a build)."""
+    """Create the build's folders and record its plan (the first write of a build); a
+    partition writes its ``record`` instead (partitions share the folder)."""
     storage.makedirs(storage.join(out, shards.SHARDS_DIR))
     storage.makedirs(storage.join(out, PARTIAL_DIR))
+    if options.partition is not None and record is not None:
+        shards.write_json_atomic(storage.join(out, PARTIAL_DIR, options.partition.record), record)
+        return
     plan = dict(options.plan_dict(), sources=sources)
     if not storage.isfile(storage.join(out, PARTIAL_DIR, SOURCES_FILE)):
         shards.write_json_atomic(storage.join(out, PARTIAL_DIR, SOURCES_FILE), entries)
@@ -277,8 +379,8 @@ class BuildLock:
     taken over. Locks of other hosts are never judged stale (their pids mean nothing here).
     """
 
-    def __init__(self, out: Path) -> None:
-        self.path = out / LOCK_FILE
+    def __init__(self, out: Path, name: str = LOCK_FILE) -> None:
+        self.path = out / name
         self.token = uuid.uuid4().hex
         self.held = False
 
@@ -288,7 +390,7 @@ class BuildLock:
 
     def acquire(self) -> BuildLock:
         me = {"pid": os.getpid(), "host": socket.gethostname(), "token": self.token}
-        tmp = self.path.with_name(f"{LOCK_FILE}.{self.token}")
+        tmp = self.path.with_name(f"{self.path.name}.{self.token}")
         tmp.write_text(json.dumps(me) + "\n", encoding="utf-8")
         try:
             for _ in range(3):
@@ -341,7 +443,7 @@ class BuildLock:
 
     def _take_over(self, holder: dict[str, Any] | None) -> None:
         """Move the stale lock aside; put it back if it turns out to be another's fresh one."""
-        aside = self.path.with_name(f"{LOCK_FILE}.stale-{self.token}")
+        aside = self.path.with_name(f"{self.path.name}.stale-{self.token}")
         try:
             os.rename(self.path, aside)
         except FileNotFoundError:
@@ -398,12 +500,20 @@ def write_error(exc: OSError, out: Path, writing: Path | None = None) -> UserErr
     return None
 
 
-def _discard_partial(out: storage.Location) -> set[str]:
+def _discard_partial(out: storage.Location, own: set[str] | None = None) -> set[str]:
     """Remove temporary files and unfinished parts; return the names of finished shards
-    (for a URL, from a listing of the bucket)."""
+    (for a URL, from a listing of the bucket). ``own``: touch only these shards (a
+    partition's), leaving other partitions' files alone."""
     folder = storage.join(out, shards.SHARDS_DIR)
     parts = storage.join(out, PARTIAL_DIR)
-    in_folder, in_parts = storage.listdir(folder), storage.listdir(parts)
+
+    def mine(name: str, suffix: str) -> bool:
+        base = name.removesuffix(shards.TMP_SUFFIX)
+        return own is None or base.removesuffix(suffix) + ".tar" in own
+
+    in_folder = [n for n in storage.listdir(folder) if mine(n, ".tar")]
+    in_parts = [n for n in storage.listdir(parts) if n.endswith(".parquet") or n.endswith(".tmp")]
+    in_parts = [n for n in in_parts if mine(n, ".parquet") and not parse_record_name(n)]
     for where, names in ((folder, in_folder), (parts, in_parts)):
         for name in names:
             if name.endswith(shards.TMP_SUFFIX):
@@ -413,7 +523,7 @@ def _discard_partial(out: storage.Location) -> set[str]:
         path = storage.join(folder, name)
         if name.endswith(shards.TMP_SUFFIX):
             continue
-        if shards.parse_shard_name(name) and _part_name(name) in in_parts:
+        if shards.parse_shard_name(name) and part_name(name) in in_parts:
             finished.add(name)
         elif storage.isfile(path):
             storage.remove(path)  # a tar without its manifest part: redo it
@@ -423,10 +533,6 @@ def _discard_partial(out: storage.Location) -> set[str]:
     return finished
 
 
-def _part_name(shard: str) -> str:
-    return shard[: -len(".tar")] + ".parquet"
-
-
 def _write_rejects(out: storage.Location, rejects: list[tuple[str, str]]) -> None:
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
@@ -434,71 +540,6 @@ def _write_rejects(out: storage.Location, rejects: list[tuple[str, str]]) -> Non
     writer.writerows(rejects)
     storage.makedirs(out)
     shards.write_bytes_atomic(storage.join(out, shards.REJECTS), text.getvalue().encode("utf-8"))
-
-
-# --------------------------------------------------------------------------- workers
-
-#: The per-process context of pool workers (a ``FaceOptions`` or a ``Recipe``).
-_CONTEXT: list[Any] = [None]
-
-
-def _init_worker(context: Any, in_child: bool = True) -> None:
-    if in_child:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
-    _CONTEXT[0] = context
-
-
-def _locate(job: Any) -> Any:
-    return locate_job(_CONTEXT[0], job)
-
-
-def _encoded(i: int) -> Any:
-    return _CONTEXT[0].encoded(int(i))  # plain ints: numpy ints would reach the manifest
-
-
-class WorkerPool:
-    """``workers`` processes sharing one context, or the calling process when ``workers`` is 1.
-
-    Workers are forked (cheap) unless ``detects`` and this process has already started a
-    MediaPipe graph, which a forked child would hang in: then they are spawned. Used as a
-    context manager, it always ends its processes: joined after a clean exit, terminated after
-    an error or Ctrl-C.
-    """
-
-    def __init__(self, workers: int, context: Any, detects: bool = False) -> None:
-        self.workers = workers
-        self.context = context
-        self.detects = detects
-        self._pool: Any = None
-
-    def __enter__(self) -> WorkerPool:
-        if self.workers > 1:
-            from .landmarks import detector_started
-
-            fork = "fork" in mp.get_all_start_methods()
-            spawn = not fork or (self.detects and detector_started())
-            ctx = mp.get_context("spawn" if spawn else "fork")
-            self._pool = ctx.Pool(self.workers, _init_worker, (self.context,))
-        else:
-            _init_worker(self.context, in_child=False)
-        return self
-
-    def map(self, fn: Callable[[Any], Any], items: Any, per_worker: int) -> Iterator[Any]:
-        """``fn`` over ``items`` in order; chunks of about ``len / (per_worker * workers)``."""
-        if self._pool is None:
-            return map(fn, items)
-        chunk = max(1, min(16, len(items) // (per_worker * self.workers)))
-        return self._pool.imap(fn, items, chunk)
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            if exc_type is None:
-                pool.close()
-            else:
-                pool.terminate()
-            pool.join()
-        _CONTEXT[0] = None
 
 
 # --------------------------------------------------------------------------- plan
@@ -527,6 +568,13 @@ class BuildPlan:
 def plan_shards(n: int, pool: list[PoolFace], shard_size: int, finished: set[str]):
     """Split codes, shard numbers, counts, sizes and the samples not in ``finished`` shards
     (numpy arrays: no Python object per sample)."""
+    splits, shard_of, counts, sizes = plan_layout(n, pool, shard_size)
+    return splits, shard_of, counts, sizes, samples_todo(splits, shard_of, sizes, finished)
+
+
+def plan_layout(n: int, pool: list[PoolFace], shard_size: int):
+    """Split codes and shard numbers per sample, samples per split, and every shard's size
+    (in plan order: train, val, test; then by number)."""
     face_split = np.array([shards.SPLITS.index(e.split) for e in pool], np.int8)
     splits = np.empty(n, np.int8)
     period = len(pool)
@@ -535,57 +583,29 @@ def plan_shards(n: int, pool: list[PoolFace], shard_size: int, finished: set[str
         splits[start:stop] = face_split[: stop - start]
     shard_of, counts = shard_numbers(splits, shard_size)
     sizes: dict[str, int] = {}
-    done: list[int] = []  # finished shards as code + 3 * number
-    for code, split in enumerate(shards.SPLITS):
+    for split in shards.SPLITS:
         count = counts[split]
         for number in range(-(-count // shard_size)):
-            name = shards.shard_name(split, number)
-            sizes[name] = min(shard_size, count - number * shard_size)
-            if name in finished:
-                done.append(code + len(shards.SPLITS) * number)
+            sizes[shards.shard_name(split, number)] = min(shard_size, count - number * shard_size)
+    return splits, shard_of, counts, sizes
+
+
+def samples_todo(
+    splits: np.ndarray, shard_of: np.ndarray, sizes: dict[str, int], skip: set[str]
+) -> np.ndarray:
+    """The sample indices (ascending) of every shard not in ``skip``."""
+    n = len(splits)
+    done: list[int] = []  # skipped shards as code + 3 * number
+    for name in skip:
+        parsed = shards.parse_shard_name(name)
+        if parsed is not None and name in sizes:
+            done.append(shards.SPLITS.index(parsed[0]) + len(shards.SPLITS) * parsed[1])
     if done:
         ids = splits.astype(np.int64) + len(shards.SPLITS) * shard_of.astype(np.int64)
         todo = np.flatnonzero(~np.isin(ids, np.asarray(done, np.int64)))
     else:
         todo = np.arange(n, dtype=np.int64)
-    return splits, shard_of, counts, sizes, todo
-
-
-class _ShardSet:
-    """The open shards of a build (at most one per split), closed when they are full."""
-
-    def __init__(self, out: storage.Location, sizes: dict[str, int]) -> None:
-        self.out = out
-        self.sizes = sizes  # shard name -> planned number of samples
-        self.open: dict[str, tuple[shards.ShardWriter, list[dict]]] = {}
-        self.done = 0
-        self.writing: storage.Location | None = None  # the file being written (for errors)
-
-    def add(self, name: str, members: list[tuple[str, bytes]], row: dict) -> None:
-        self.writing = storage.join(self.out, shards.SHARDS_DIR, name)
-        if name not in self.open:
-            self.open[name] = (shards.ShardWriter(self.writing), [])
-        writer, rows = self.open[name]
-        row["shard"] = name
-        writer.add(members)
-        rows.append(row)
-        if writer.count == self.sizes[name]:
-            # The part first, then the tar under its final name (uploaded whole to a URL):
-            # --resume keeps a shard only when both exist.
-            self.writing = storage.join(self.out, PARTIAL_DIR, _part_name(name))
-            shards.write_table(rows, self.writing)
-            self.writing = storage.join(self.out, shards.SHARDS_DIR, name)
-            writer.close()
-            del self.open[name]
-            self.done += 1
-
-    def abort(self) -> None:
-        for writer, _ in self.open.values():
-            try:
-                writer.abort()
-            except OSError:  # e.g. the disk is full: the temporary file goes on --resume
-                pass
-        self.open.clear()
+    return todo
 
 
 def _load_library(options: BuildOptions) -> Any:
@@ -659,6 +679,12 @@ def _validate(options: BuildOptions, echo: Callable[[str], None] = print) -> Non
         from .splits import check_fractions
 
         options.split = check_fractions(options.split)
+    if options.distributor not in DISTRIBUTORS:
+        raise UserError(
+            f"--distributor must be one of {', '.join(DISTRIBUTORS)}, got {options.distributor!r}"
+        )
+    if isinstance(options.partition, str):
+        options.partition = Partition.parse(options.partition)
     cores = os.cpu_count() or 1
     cap = WORKERS_PER_CORE * cores
     if options.workers > cap:
@@ -681,73 +707,81 @@ def run_build(
     t0 = time.perf_counter()
     out = options.out = storage.location(options.out)
     _validate(options, echo)
-    check_out(out, options.resume, options.overwrite)
+    partition = options.partition
+    distributor = make_distributor(options.distributor, options.workers, options.ray_address)
+    if partition is None:
+        check_out(out, options.resume, options.overwrite)
+    else:
+        check_partition_out(out, partition, options.resume, options.overwrite)
     if options.resume:
         _check_plan(out, options)
-    complete = storage.isfile(storage.join(out, shards.DATASET_CARD)) and not storage.exists(
-        storage.join(out, PARTIAL_DIR)
-    )
-    if options.resume and complete:
-        try:
-            card = shards.read_dataset_card(out)
-            counts, n_rejects = dict(card["counts"]["splits"]), int(card["counts"]["rejects"])
-        except (OSError, shards.ShardError, KeyError, TypeError, ValueError) as exc:
-            raise UserError(
-                f"cannot resume: {storage.join(out, shards.DATASET_CARD)} is damaged ({exc}); "
-                "rebuild with --overwrite"
-            ) from None
-        echo(f"nothing to resume: the build in {out} is complete")
-        return BuildResult(
-            out=out,
-            counts=counts,
-            produced=0,
-            kept_shards=len(shards.list_shards(out)),
-            rejects=n_rejects,
-            seconds=time.perf_counter() - t0,
-        )
+    done = _already_done(out, options, t0, echo) if options.resume else None
+    if done is not None:
+        return done
 
     lock_folder = storage.local_shadow(out) if storage.is_remote(out) else out
-    BuildLock(lock_folder).check()
+    lock_name = LOCK_FILE if partition is None else partition.lock_file
+    _check_locks(lock_folder, lock_name)
     found = discover(options.faces)
     sources, entries = fingerprint(found)
     if options.resume:
         _check_sources(out, options, sources, entries)
     faces = options.face_options()
-    try:
-        with WorkerPool(options.workers, faces, detects=True) as workers:
-            recipe, rejects = make_recipe(
-                options,
-                functools.partial(workers.map, _locate, per_worker=4),
-                progress,
-                make,
-                found=found,
-            )
-    except NoUsableFace as exc:
-        _write_rejects(out, exc.rejects)
-        raise UserError(f"{exc.message}; see {storage.join(out, shards.REJECTS)}") from None
-    except KeyboardInterrupt:
-        raise BuildInterrupted("interrupted before any sample was made; nothing written") from None
-
-    # The first write: everything above left --out as it was.
-    try:
-        storage.makedirs(out)
-        with BuildLock(lock_folder):
-            check_out(out, options.resume, options.overwrite)  # another build may have ended
-            if options.overwrite:
-                _clear_outputs(out)
-            _start_folder(out, options, sources, entries)
-            finished = _discard_partial(out)
-            splits, shard_of, counts, sizes, todo = plan_shards(
-                options.n, recipe.pool, options.shard_size, finished
-            )
-            plan = BuildPlan(recipe, rejects, splits, shard_of, counts, sizes, todo)
-            _execute(plan, out, options.workers, progress, finished)
-            _finish(out, options, counts, rejects, recipe.library, echo, sources)
-    except OSError as exc:
-        error = write_error(exc, out)
-        if error is None:
+    with distributor:
+        try:
+            with distributor.detection(faces) as mapper:
+                recipe, rejects = make_recipe(options, mapper, progress, make, found=found)
+        except NoUsableFace as exc:
+            if partition is None:
+                _write_rejects(out, exc.rejects)
+                raise UserError(f"{exc.message}; see {storage.join(out, shards.REJECTS)}") from None
             raise
-        raise error from None
+        except KeyboardInterrupt:
+            raise BuildInterrupted(
+                "interrupted before any sample was made; nothing written"
+            ) from None
+        library = library_fingerprint(recipe.library)
+        record = _record(options, sources, library)
+
+        # The first write: everything above left --out as it was.
+        try:
+            storage.makedirs(out)
+            with BuildLock(lock_folder, lock_name):
+                if partition is None:  # another build may have ended meanwhile
+                    check_out(out, options.resume, options.overwrite)
+                else:
+                    check_partition_out(out, partition, options.resume, options.overwrite)
+                    _check_partners(out, options, record)
+                splits, shard_of, counts, sizes = plan_layout(
+                    options.n, recipe.pool, options.shard_size
+                )
+                own = None if partition is None else partition.select(list(sizes))
+                if options.overwrite:
+                    if own is None:
+                        _clear_outputs(out)
+                    else:
+                        _clear_partition(out, partition, own)
+                _start_folder(out, options, sources, entries, record)
+                finished = _discard_partial(out, own)
+                skip = finished if own is None else finished | (set(sizes) - own)
+                todo = samples_todo(splits, shard_of, sizes, skip)
+                plan = BuildPlan(recipe, rejects, splits, shard_of, counts, sizes, todo)
+                _execute(plan, out, distributor, progress, finished)
+                if own is None:
+                    _finish(out, options, counts, rejects, library, sources)
+                else:
+                    _finish_partition(out, record, own, sizes, counts, rejects)
+                    counts = _partition_counts(sizes, own)
+        except OSError as exc:
+            error = write_error(exc, out)
+            if error is None:
+                raise
+            raise error from None
+    if partition is not None:
+        echo(
+            f"partition {partition} is complete; once all {partition.count} are, "
+            f"run: occsynth merge {out}"
+        )
     return BuildResult(
         out=out,
         counts=counts,
@@ -758,26 +792,135 @@ def run_build(
     )
 
 
+def _already_done(
+    out: storage.Location, options: BuildOptions, t0: float, echo: Callable[[str], None]
+) -> BuildResult | None:
+    """The result of a ``--resume`` with nothing left to do (the build, or this partition, is
+    complete), or None."""
+    complete = storage.isfile(storage.join(out, shards.DATASET_CARD)) and not storage.exists(
+        storage.join(out, PARTIAL_DIR)
+    )
+    partition = options.partition
+    if partition is not None and not complete:
+        record = _read_json(storage.join(out, PARTIAL_DIR, partition.record))
+        if not (isinstance(record, dict) and record.get("complete")):
+            return None
+        if _missing_shards(out, record.get("shards") or []):
+            return None  # a shard went missing since: make it again
+        echo(f"nothing to resume: partition {partition} is complete in {out}")
+        return BuildResult(
+            out=out,
+            counts=dict(record.get("counts") or {}),
+            produced=0,
+            kept_shards=len(record.get("shards") or []),
+            rejects=len(record.get("rejects") or []),
+            seconds=time.perf_counter() - t0,
+        )
+    if not complete:
+        return None
+    try:
+        card = shards.read_dataset_card(out)
+        counts, n_rejects = dict(card["counts"]["splits"]), int(card["counts"]["rejects"])
+    except (OSError, shards.ShardError, KeyError, TypeError, ValueError) as exc:
+        raise UserError(
+            f"cannot resume: {storage.join(out, shards.DATASET_CARD)} is damaged ({exc}); "
+            "rebuild with --overwrite"
+        ) from None
+    echo(f"nothing to resume: the build in {out} is complete")
+    return BuildResult(
+        out=out,
+        counts=counts,
+        produced=0,
+        kept_shards=len(shards.list_shards(out)),
+        rejects=n_rejects,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _missing_shards(out: storage.Location, names: list[str]) -> list[str]:
+    """The shards among ``names`` whose tar or manifest part is not in ``out``."""
+    present = set(storage.listdir(storage.join(out, shards.SHARDS_DIR)))
+    in_parts = set(storage.listdir(storage.join(out, PARTIAL_DIR)))
+    return [n for n in names if n not in present or part_name(n) not in in_parts]
+
+
+def _check_locks(folder: Path, name: str) -> None:
+    """Refuse early (before the landmark stage) when a live build holds a lock that excludes
+    this one: a single build excludes every other writer, partitions only a single build."""
+    names = [name, LOCK_FILE]
+    if name == LOCK_FILE and folder.is_dir():
+        names += [n for n in os.listdir(folder) if n.endswith(".lock") and _is_lock(n)]
+    for other in dict.fromkeys(names):
+        BuildLock(folder, other).check()
+
+
+def _record(options: BuildOptions, sources: dict, library: dict[str, Any]) -> dict[str, Any]:
+    """What a partition records when it starts (completed by ``_finish_partition``)."""
+    return {
+        "partition": str(options.partition),
+        "plan": json.loads(json.dumps(options.plan_dict())),
+        "sources": sources,
+        "occluder_library": library,
+        "options": options.card_dict(),
+        "command": options.command,
+        "complete": False,
+    }
+
+
+def _partition_counts(sizes: dict[str, int], own: set[str]) -> dict[str, int]:
+    """Samples per split in the shards ``own``."""
+    counts = dict.fromkeys(shards.SPLITS, 0)
+    for name in own:
+        split, _ = shards.parse_shard_name(name) or ("", 0)
+        counts[split] += sizes[name]
+    return counts
+
+
+def _finish_partition(
+    out: storage.Location,
+    record: dict[str, Any],
+    own: set[str],
+    sizes: dict[str, int],
+    counts: dict[str, int],
+    rejects: list[tuple[str, str]],
+) -> None:
+    """Mark this partition's record complete: its shards and samples per split, and the
+    whole build's counts and rejects (what ``merge`` writes)."""
+    mine = _partition_counts(sizes, own)
+    done = dict(
+        record,
+        complete=True,
+        shards=sorted(own),
+        counts=mine,
+        samples=sum(mine.values()),
+        build_counts={k: int(v) for k, v in counts.items()},
+        rejects=[list(r) for r in rejects],
+    )
+    shards.write_json_atomic(storage.join(out, PARTIAL_DIR, record_name(record)), done)
+
+
+def record_name(record: dict[str, Any]) -> str:
+    return Partition.parse(record["partition"]).record
+
+
 def _execute(
-    plan: BuildPlan, out: storage.Location, workers: int, progress: bool, finished: set
+    plan: BuildPlan, out: storage.Location, distributor: Any, progress: bool, finished: set
 ) -> None:
     """Stage 3: make the samples still to do and write their shards."""
-    sset = _ShardSet(out, plan.sizes)
+    target = ShardTarget(storage.join(out, shards.SHARDS_DIR), storage.join(out, PARTIAL_DIR))
     bar = Progress(len(plan.todo), "samples", "sample", enabled=progress)
+    done = 0
     try:
-        with WorkerPool(workers if len(plan.todo) else 1, plan.recipe) as pool:
-            for i, members, row in pool.map(_encoded, plan.todo, per_worker=8):
-                sset.add(plan.shard_name(i), members, row)
-                bar.update()
-    except BaseException as exc:
-        sset.abort()  # unfinished shards go; finished ones stay for --resume
+        for _ in distributor.write(plan, target, bar.update):
+            done += 1
+    except BaseException as exc:  # unfinished shards are gone; finished ones stay for --resume
         if isinstance(exc, KeyboardInterrupt):
             raise BuildInterrupted(
-                f"interrupted; {len(finished) + sset.done} shard(s) are complete in {out}. "
+                f"interrupted; {len(finished) + done} shard(s) are complete in {out}. "
                 "Run the same command with --resume to continue."
             ) from None
         if isinstance(exc, OSError):
-            error = write_error(exc, out, sset.writing)
+            error = write_error(exc, out)
             if error is not None:
                 raise error from None
         raise
@@ -793,11 +936,12 @@ def _finish(
     options: BuildOptions,
     counts: dict[str, int],
     rejects: list[tuple[str, str]],
-    library: Any,
-    echo: Callable[[str], None],
+    library: dict[str, Any],
     sources: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> None:
-    """Stage 4: manifest, rejects, dataset card, preview; then drop ``.partial``."""
+    """Stage 4: manifest, rejects, dataset card, preview; then drop ``.partial``.
+    ``library``: ``library_fingerprint`` of the occluders; ``extra``: more card entries."""
     import pyarrow as pa
 
     parts = storage.join(out, PARTIAL_DIR)
@@ -812,9 +956,99 @@ def _finish(
     card = dataset_card(options, counts, manifest, len(rejects), library)
     if sources is not None:
         card["sources"] = sources
+    card.update(extra or {})
     shards.write_json_atomic(storage.join(out, shards.DATASET_CARD), card)
     _write_preview(out)
     storage.remove_tree(parts)
+
+
+# --------------------------------------------------------------------------- merge
+
+
+def merge(
+    out: storage.Location, command: list[str] | None = None, echo: Callable[[str], None] = print
+) -> BuildResult:
+    """``occsynth merge``: check that the K partitions in ``out`` are complete and were built
+    with the same options, then write what a single build writes (stage 4)."""
+    t0 = time.perf_counter()
+    out = storage.location(out)
+    if not storage.isdir(out):
+        raise UserError(f"{out}: no such folder")
+    records = _partition_records(out)
+    if not records:
+        if storage.isfile(storage.join(out, shards.DATASET_CARD)):
+            raise UserError(f"nothing to merge: the build in {out} is complete")
+        raise UserError(
+            f"{out} holds no partitions to merge (build them with occsynth build --partition I/K)"
+        )
+    splits = sorted({p.count for p in records})
+    if len(splits) > 1:
+        raise UserError(
+            f"cannot merge: {out} holds partitions of {' and '.join(map(str, splits))}; "
+            "rebuild them with one --partition I/K count"
+        )
+    count = splits[0]
+    for i in range(count):
+        record = records.get(Partition(i, count))
+        if record is None or not record.get("complete"):
+            what = "is missing" if record is None else "has not finished"
+            raise UserError(
+                f"cannot merge: partition {i}/{count} {what} in {out}; run the build command "
+                f"with --partition {i}/{count}{'' if record is None else ' --resume'}"
+            )
+    first = records[Partition(0, count)]
+    for i in range(1, count):
+        diff = differences(first, records[Partition(i, count)])
+        if diff:
+            raise UserError(
+                f"cannot merge: partition {i}/{count} was built with other options than "
+                f"0/{count} ({diff}); rebuild it with --overwrite and the same options"
+            )
+    claimed = set().union(*(set(r["shards"]) for r in records.values()))
+    for i in range(count):
+        missing = _missing_shards(out, records[Partition(i, count)]["shards"])
+        if missing:
+            raise UserError(
+                f"cannot merge: shard {missing[0]} of partition {i}/{count} is missing in "
+                f"{out}; run its build command with --partition {i}/{count} --resume"
+            )
+    folder, parts = storage.join(out, shards.SHARDS_DIR), storage.join(out, PARTIAL_DIR)
+    present = set(storage.listdir(folder))
+    in_parts = set(storage.listdir(parts))
+    lock_folder = storage.local_shadow(out) if storage.is_remote(out) else out
+    _check_locks(lock_folder, LOCK_FILE)
+    with BuildLock(lock_folder):
+        # Files no partition claims (left by a run with other options that was overwritten).
+        for name in present - claimed:
+            storage.remove(storage.join(folder, name))
+        for name in in_parts:
+            if name.endswith(".parquet") and name[: -len(".parquet")] + ".tar" not in claimed:
+                storage.remove(storage.join(parts, name))
+        options = _merged_options(first, out)
+        counts = {k: int(first["build_counts"].get(k, 0)) for k in shards.SPLITS}
+        rejects = [(str(s), str(r)) for s, r in first["rejects"]]
+        library = first["occluder_library"]
+        commands = [records[Partition(i, count)]["command"] for i in range(count)]
+        options.command = command or ["occsynth", "merge", str(out)]
+        _finish(out, options, counts, rejects, library, first["sources"], {"partitions": commands})
+    return BuildResult(
+        out=out,
+        counts=counts,
+        produced=0,
+        kept_shards=len(claimed),
+        rejects=len(rejects),
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _merged_options(record: dict[str, Any], out: storage.Location) -> BuildOptions:
+    """The options of a single build equivalent to the partitions (for the dataset card)."""
+    known = {f for f in BuildOptions.__dataclass_fields__ if f != "command"}
+    given = {k: v for k, v in record["options"].items() if k in known}
+    given.update(out=out, partition=None)
+    if given.get("split") is not None:
+        given["split"] = tuple(given["split"])
+    return BuildOptions(**given)
 
 
 def dataset_card(
@@ -822,9 +1056,9 @@ def dataset_card(
     counts: dict[str, int],
     manifest: dict[str, list],
     rejects: int,
-    library: Any,
+    library: dict[str, Any],
 ) -> dict[str, Any]:
-    """The content of ``dataset.json``."""
+    """The content of ``dataset.json`` (``library``: ``library_fingerprint`` of the occluders)."""
     per_category: dict[str, int] = {}
     for cats in manifest["categories"]:
         for c in cats.split("+") if cats else ["none"]:
@@ -852,7 +1086,7 @@ def dataset_card(
                 str(q): float(v) for q, v in zip(qs, np.percentile(cov, qs), strict=True)
             },
         },
-        "occluder_library": library_fingerprint(library),
+        "occluder_library": library,
     }
 
 

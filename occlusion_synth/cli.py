@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "stats": "stats",
     "occluders": "occluders",
     "landmarks": "landmarks",
+    "merge": "merge",
 }
 
 

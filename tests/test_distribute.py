@@ -1,0 +1,172 @@
+"""``occsynth build --distributor ray``: one Ray task per shard, byte-identical to a local build,
+resumable across distributors, mixable with ``--partition``; without Ray, a one-line hint.
+
+The Ray tests share one local Ray runtime (2 CPUs), started here and shut down at the end;
+they are skipped when Ray is not installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from occlusion_synth import distribute
+from occlusion_synth.build import BuildInterrupted, BuildOptions, run_build
+from occlusion_synth.cli import main
+from occlusion_synth.partition import Partition
+from occlusion_synth.sample import make_sample
+from occlusion_synth.verify import verify_dataset
+
+REPO = Path(__file__).resolve().parents[1]
+#: 16 demo samples in shards of 4: train 6, val 5, test 5 -> 6 shards.
+N, SEED = 16, 3
+
+
+def hashes(root: Path) -> dict[str, str]:
+    """sha256 of every shard and of the manifest."""
+    files = sorted((root / "shards").glob("*.tar")) + [root / "manifest.parquet"]
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _options(out: Path, cache: Path, **kw) -> BuildOptions:
+    base = dict(
+        faces="demo", n=N, seed=SEED, out=out, workers=2, shard_size=4, landmark_cache=str(cache)
+    )
+    base.update(kw)
+    return BuildOptions(**base)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("landmarks") / "cache.parquet"
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, cache) -> Path:
+    """The reference: a local build with two worker processes."""
+    out = tmp_path_factory.mktemp("local") / "out"
+    run_build(_options(out, cache), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ray_runtime():
+    """A local Ray runtime with 2 CPUs for this module (builds find it and use it)."""
+    pytest.importorskip("ray")
+    ray = distribute.import_ray(local=True)
+    if ray.is_initialized():
+        ray.shutdown()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def test_without_ray_the_build_names_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["build", "--faces", "demo", "--n", "4", "--out", str(out), "--distributor", "ray"]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: --distributor ray needs Ray: pip install 'occlusion-synth[ray]'"
+    ]
+    assert not out.exists()
+
+
+def test_ray_address_needs_the_ray_distributor(tmp_path):
+    args = ["build", "--faces", "demo", "--n", "4", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, "--ray-address", "auto"])
+    assert result.exit_code == 2
+    assert "--ray-address needs --distributor ray" in result.output
+
+
+def test_ray_build_is_byte_identical_to_a_local_build(ray_runtime, tmp_path, local, cache):
+    out = tmp_path / "ray"
+    result = run_build(_options(out, cache, distributor="ray"), progress=False)
+    assert result.produced == N
+    assert hashes(out) == hashes(local)
+    assert (out / "rejects.csv").read_bytes() == (local / "rejects.csv").read_bytes()
+    assert ray_runtime.is_initialized()  # a runtime the caller started is left running
+    assert verify_dataset(out).ok
+
+
+def test_an_interrupted_local_build_resumes_with_ray(ray_runtime, tmp_path, local, cache):
+    out = tmp_path / "mixed"
+    made = []
+
+    def make(*args, **kw):  # Ctrl-C after 13 samples: the first shard of each split is done
+        if len(made) == 13:
+            raise KeyboardInterrupt
+        made.append(1)
+        return make_sample(*args, **kw)
+
+    with pytest.raises(BuildInterrupted, match="3 shard"):
+        run_build(_options(out, cache, workers=1), make=make, progress=False)
+    result = run_build(_options(out, cache, distributor="ray", resume=True), progress=False)
+    assert result.kept_shards == 3 and result.produced == N - 12
+    assert hashes(out) == hashes(local)
+
+
+def test_partitions_by_ray_and_local_merge_to_the_local_build(ray_runtime, tmp_path, local, cache):
+    out = tmp_path / "parts"
+    run_build(_options(out, cache, distributor="ray", partition=Partition(1, 2)), progress=False)
+    shard = out / "shards" / "val-000001.tar"  # a Ray worker died while writing this one
+    shard.unlink()
+    (out / "shards" / "val-000001.tar.tmp").write_bytes(b"partial")
+    run_build(_options(out, cache, partition=Partition(0, 2)), progress=False)
+    run_build(_options(out, cache, partition=Partition(1, 2), resume=True), progress=False)
+    assert CliRunner().invoke(main, ["merge", str(out)]).exit_code == 0
+    assert hashes(out) == hashes(local)
+
+
+def _cli(*args: str) -> list[str]:
+    code = "import sys; from occlusion_synth.cli import main; sys.exit(main())"
+    return [sys.executable, "-c", code, *args]
+
+
+@pytest.mark.slow
+def test_a_killed_ray_driver_resumes(ray_runtime, tmp_path, local, cache):
+    """The driver (with its private Ray runtime) is killed once a shard is written; --resume
+    keeps the complete shards and ends with the local build's bytes."""
+    out = tmp_path / "killed"
+    args = [*_flags(cache), "--out", str(out), "--distributor", "ray"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), *sys.path]))
+    with open(tmp_path / "log", "w") as log:
+        proc = subprocess.Popen(
+            _cli("build", *args), env=env, stdout=log, stderr=log, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if list((out / "shards").glob("*.tar")):
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    killed = len(list((out / "shards").glob("*.tar")))
+    assert killed >= 1, (tmp_path / "log").read_text()
+    result = run_build(_options(out, cache, distributor="ray", resume=True), progress=False)
+    assert result.kept_shards >= 1
+    assert hashes(out) == hashes(local)
+    shutil.rmtree(out)
+
+
+def _flags(cache: Path) -> list[str]:
+    return [
+        *("--faces", "demo", "--n", str(N), "--seed", str(SEED), "--workers", "2"),
+        *("--shard-size", "4", "--landmark-cache", str(cache)),
+    ]
