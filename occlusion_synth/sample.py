@@ -13,6 +13,10 @@ Categories with ``skin_tint`` (hands) are tinted here, before compositing: with 
 jitter), otherwise a random plausible skin tone. The cheek colour is divided by the light
 the compositor will apply, so the hand ends up as bright as the cheek it is next to.
 
+Drawn phones are drawn in the hand that holds them; that hand is recoloured the same way
+(``tint_drawn_hand``: only its skin, told from the phone by its chromaticity), so a phone is
+not held by a hand of another colour than the face's.
+
 Harvested occluders (``Occluder.harvest``, cut from photos) keep their own colours: each is
 harmonised to the face (``occluders.harmonise``: the change from its source face's skin
 statistics to this face's) and marked ``Layer.lit``, so the compositor adds no global light
@@ -283,6 +287,68 @@ def tint_layer(layer: Layer, tone: np.ndarray) -> None:
     layer.rgb = rgb
 
 
+#: Drawn objects drawn in their own hand, whose skin is recoloured like a hand's.
+DRAWN_IN_HAND = frozenset({"phone"})
+#: Skin is told from the object by its chromaticity (rgb / sum) distance ``d`` to the hand's
+#: own colour: fully skin below ``lo``, not skin above ``hi``, both shares of the object's own
+#: distance (at its target anchor), ``lo`` at most ``SKIN_CHROMA_MAX`` (drawn phones' backs
+#: lie 0.03 (gold) to 0.43 away; their hands' pixels within 0.017, highlights further).
+SKIN_CHROMA = (0.5, 0.7)
+SKIN_CHROMA_MAX = 0.05
+#: The colours are read within this radius (asset px) of the entry anchor (the wrist: only
+#: the hand there) and of the target anchor (the object).
+_READ_RADIUS = 40.0
+
+
+def _median_near(occ: Occluder, point) -> np.ndarray:
+    h, w = occ.rgba.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w]
+    solid = occ.rgba[..., 3] >= 250
+    near = ((xx - point[0]) ** 2 + (yy - point[1]) ** 2 <= _READ_RADIUS**2) & solid
+    px = occ.rgba[..., :3][near if near.any() else solid].astype(np.float32)
+    return np.median(px, axis=0) / 255.0
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    return rgb / np.maximum(rgb.sum(axis=-1, keepdims=True), 1e-3)
+
+
+def drawn_hand_colour(occ: Occluder) -> tuple[np.ndarray, float, float]:
+    """The drawn hand's colour (RGB 0..1, at its wrist) and the chromaticity band (lo, hi)
+    that tells its skin from the object it holds; once per asset."""
+    if "hand_colour" not in occ.cache:
+        hand = _median_near(occ, occ.anchors["entry"])
+        thing = _median_near(occ, occ.anchors["target"])
+        d = float(np.linalg.norm(_chroma(thing) - _chroma(hand)))
+        lo = min(SKIN_CHROMA[0] * d, SKIN_CHROMA_MAX)
+        hi = lo * SKIN_CHROMA[1] / SKIN_CHROMA[0]
+        occ.cache["hand_colour"] = (hand, lo, hi)
+    return occ.cache["hand_colour"]
+
+
+def tint_drawn_hand(layer: Layer, occ: Occluder, tone: np.ndarray) -> None:
+    """Recolour the skin of the hand drawn with ``occ`` (placed as ``layer``) to ``tone``
+    (0..255 RGB), in place: per channel, by the ratio of ``tone`` to the hand's own colour
+    after the layer's colour jitter; pixels of other colours (the phone) are kept."""
+    from occlusion_synth.placement import colour_matrix
+
+    x, y, w, h = cv2.boundingRect(cv2.compare(layer.alpha, 0.0, cv2.CMP_GT))
+    if w == 0 or h == 0:
+        return
+    ref, lo, hi = drawn_hand_colour(occ)
+    jit = layer.params.get("colour_jitter")
+    if jit is not None:
+        m = colour_matrix(jit["hue_deg"], jit["saturation"], jit["value"])
+        ref = np.clip(m @ ref, 1e-3, 1.0).astype(np.float32)
+    box = layer.rgb[y : y + h, x : x + w]
+    d = np.linalg.norm(_chroma(box) - _chroma(ref), axis=2)
+    skin = np.clip((hi - d) / (hi - lo), 0.0, 1.0)[..., None]
+    ratio = (np.asarray(tone, np.float32) / 255.0) / np.maximum(ref, 1e-3)
+    rgb = layer.rgb.copy()
+    rgb[y : y + h, x : x + w] = np.clip(box * (1.0 + skin * (ratio - 1.0)), 0.0, 1.0)
+    layer.rgb = rgb
+
+
 def hold_in_hand(
     layer: Layer,
     occ: Occluder,
@@ -373,6 +439,10 @@ def _draw_layers(
         elif occ.traits.skin_tint:
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
+            note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
+        elif occ.category in DRAWN_IN_HAND:  # a phone drawn in its hand: the hand's skin
+            tone, origin = skin_tone(face, stats, rng, options.face_skin)
+            tint_drawn_hand(layer, occ, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
         if needs_hand(occ):  # a cup, microphone or phone comes in the hand holding it
             note["hand_skin_tone"] = hold_in_hand(layer, occ, face, stats, rng, options)

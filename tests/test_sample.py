@@ -137,3 +137,40 @@ def test_photo_size_comes_from_the_face_not_the_file(faces, monkeypatch) -> None
     for face in faces:
         assert sample_mod.photo_size(face) == face.photo_size
     assert sample_mod.outside_fill(tight[0]) is not None
+
+
+@pytest.mark.parametrize("name", ["phone_gold", "phone_white", "phone_blue_case"])
+def test_a_drawn_phone_hand_takes_the_skin_tone_and_the_phone_keeps_its_colour(
+    faces, library, name
+) -> None:
+    from occlusion_synth.placement import place
+    from occlusion_synth.sample import drawn_hand_colour, tint_drawn_hand
+
+    occ = next(o for o in library.by_category("phone") if o.name == name)
+    layer = place(occ, faces[0].landmarks, np.random.default_rng(4))
+    before = layer.rgb.copy()
+    tone = np.array([90.0, 60.0, 45.0], np.float32)  # a dark skin
+    tint_drawn_hand(layer, occ, tone)
+    solid = layer.alpha > 0.99
+    moved = np.abs(layer.rgb - before).max(axis=2) > 0.02
+    M = layer.transform
+    for anchor, tinted in (("entry", True), ("target", False)):
+        x, y = np.rint(M[:, :2] @ np.asarray(occ.anchors[anchor]) + M[:, 2]).astype(int)
+        if not (0 <= x < 256 and 0 <= y < 256):
+            continue  # the wrist may lie beyond the frame
+        assert solid[y, x] and moved[y, x] == tinted, anchor
+    hand = solid & moved
+    assert hand.sum() > 100
+    ref, _, _ = drawn_hand_colour(occ)
+    # the hand's skin now has the tone's chromaticity (its shading kept)
+    mean = layer.rgb[hand].mean(axis=0)
+    np.testing.assert_allclose(mean / mean.sum(), tone / tone.sum(), atol=0.03)
+    assert ref.shape == (3,)
+
+
+def test_drawn_phones_in_a_sample_record_their_hand_tone(faces, library) -> None:
+    opts = SampleOptions(category_weights={"phone": 1.0}, face_skin=1.0)
+    s = make_sample(faces[0], library, np.random.default_rng(2), opts)
+    occ = s.meta["occluders"][0]
+    assert occ["category"] == "phone" and occ["skin_from"] == "face"
+    assert len(occ["skin_tone"]) == 3
