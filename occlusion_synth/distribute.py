@@ -23,6 +23,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -241,7 +242,7 @@ def _quiet_ray_env(local: bool) -> None:
     in ``~/.ray/auth_token``), without the warning that says so. A variable the user set
     wins."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if local:
+    if local and "ray" not in sys.modules:  # Ray reads it once, when imported
         os.environ.setdefault("RAY_AUTH_MODE", "token")
 
 
@@ -276,11 +277,22 @@ def write_shard(recipe: Any, target: ShardTarget, name: str, indices: np.ndarray
     return len(indices)
 
 
-def _ray_write_shard(box: list[Any], target: ShardTarget, name: str, indices: np.ndarray) -> int:
+def _at(cwd: str) -> None:
+    """Work in the driver's folder, where relative --faces and --out paths start (a node of
+    a cluster sees it at the same path on a shared file system)."""
+    if os.getcwd() != cwd and os.path.isdir(cwd):
+        os.chdir(cwd)
+
+
+def _ray_write_shard(
+    cwd: str, box: list[Any], target: ShardTarget, name: str, indices: np.ndarray
+) -> int:
+    _at(cwd)
     return write_shard(_cached_recipe(box), target, name, indices)
 
 
-def _ray_locate(faces: FaceOptions, jobs: list[Any]) -> list[Any]:
+def _ray_locate(cwd: str, faces: FaceOptions, jobs: list[Any]) -> list[Any]:
+    _at(cwd)
     return [locate_job(faces, job) for job in jobs]
 
 
@@ -347,7 +359,8 @@ class RayDistributor(Distributor):
             if not jobs:
                 return
             size = max(1, min(_DETECT_CHUNK, -(-len(jobs) // (4 * self.workers))))
-            refs = [task.remote(faces, jobs[k : k + size]) for k in range(0, len(jobs), size)]
+            cwd = os.getcwd()
+            refs = [task.remote(cwd, faces, jobs[k : k + size]) for k in range(0, len(jobs), size)]
             try:
                 for ref in refs:
                     yield from ray.get(ref)
@@ -364,7 +377,8 @@ class RayDistributor(Distributor):
             return
         task = ray.remote(num_cpus=1)(_ray_write_shard)
         box = [ray.put(plan.recipe)]
-        pending = {task.remote(box, target, name, idx): name for name, idx in jobs}
+        cwd = os.getcwd()
+        pending = {task.remote(cwd, box, target, name, idx): name for name, idx in jobs}
         try:
             while pending:
                 ready, _ = ray.wait(list(pending), num_returns=1)

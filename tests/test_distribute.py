@@ -22,6 +22,7 @@ from click.testing import CliRunner
 from occlusion_synth import distribute
 from occlusion_synth.build import BuildInterrupted, BuildOptions, run_build
 from occlusion_synth.cli import main
+from occlusion_synth.errors import UserError
 from occlusion_synth.partition import Partition
 from occlusion_synth.sample import make_sample
 from occlusion_synth.verify import verify_dataset
@@ -61,8 +62,10 @@ def local(tmp_path_factory, cache) -> Path:
 @pytest.fixture(scope="module")
 def ray_runtime():
     """A local Ray runtime with 2 CPUs for this module (builds find it and use it)."""
-    pytest.importorskip("ray")
-    ray = distribute.import_ray(local=True)
+    try:
+        ray = distribute.import_ray(local=True)  # before any other import of ray
+    except UserError:
+        pytest.skip("ray is not installed")
     if ray.is_initialized():
         ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
@@ -157,12 +160,35 @@ def test_a_killed_ray_driver_resumes(ray_runtime, tmp_path, local, cache):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        _wait_for_session(proc.pid)  # its Ray workers (own process groups) stop by themselves
     killed = len(list((out / "shards").glob("*.tar")))
     assert killed >= 1, (tmp_path / "log").read_text()
     result = run_build(_options(out, cache, distributor="ray", resume=True), progress=False)
     assert result.kept_shards >= 1
     assert hashes(out) == hashes(local)
     shutil.rmtree(out)
+
+
+def _session_and_state(pid: str) -> tuple[int, str] | None:
+    """A process's session id and state (``Z``: a zombie), or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[3]), fields[0]  # state, ppid, pgrp, session
+
+
+def _wait_for_session(sid: int, seconds: float = 60) -> None:
+    """Wait until no process of session ``sid`` is left (zombies aside)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = [(p.name, _session_and_state(p.name)) for p in Path("/proc").iterdir()]
+        left = [pid for pid, info in found if info and info[0] == sid and info[1] != "Z"]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes of the killed build are still running: {left}")
+        time.sleep(0.2)
 
 
 def _flags(cache: Path) -> list[str]:

@@ -165,3 +165,20 @@ def test_a_started_partition_needs_resume(half, cache):
         _options(half, cache, partition=Partition(0, 2), resume=True), progress=False
     )
     assert result.produced == 0
+
+
+def test_partitions_into_a_url_merge_to_the_single_build(tmp_path, single, cache, monkeypatch):
+    fsspec = pytest.importorskip("fsspec")
+    monkeypatch.setenv("OCCSYNTH_STAGING", str(tmp_path / "staging"))
+    url = "memory://occsynth-test-partitions/out"
+    try:
+        for i in (1, 0):
+            run_build(_options(url, cache, partition=Partition(i, 2)), progress=False)
+        assert _merge(url).exit_code == 0
+        fs = fsspec.filesystem("memory")
+        files = [p for p in fs.find(url) if p.endswith((".tar", "manifest.parquet"))]
+        got = {p.rsplit("/", 1)[-1]: hashlib.sha256(fs.cat_file(p)).hexdigest() for p in files}
+        assert got == hashes(single)
+        assert not fs.exists(f"{url}/.partial")
+    finally:
+        fsspec.filesystem("memory").rm("memory://occsynth-test-partitions", recursive=True)
