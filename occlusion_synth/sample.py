@@ -137,10 +137,15 @@ def _per_face(cache: OrderedDict, face: AlignedFace, compute):
 
 def cached_face_stats(face: AlignedFace) -> FaceStats:
     """``realism.face_stats`` of a face, computed once per face (keyed on id and pixels)."""
-    return _per_face(_STATS_CACHE, face, lambda f: face_stats(f.image))
+    return _per_face(_STATS_CACHE, face, lambda f: face_stats(f.image, source_scale(f)))
 
 
 _SKIN_CACHE: OrderedDict[tuple[str, int], SkinRef] = OrderedDict()
+
+
+def source_scale(face: AlignedFace) -> float:
+    """Frame pixels per source pixel of ``face`` (its alignment's scale)."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(face.matrix)[:, :2]))))
 
 
 def cached_skin_ref(face: AlignedFace) -> SkinRef:
@@ -340,12 +345,18 @@ def tint_drawn_hand(layer: Layer, occ: Occluder, tone: np.ndarray) -> None:
     if jit is not None:
         m = colour_matrix(jit["hue_deg"], jit["saturation"], jit["value"])
         ref = np.clip(m @ ref, 1e-3, 1.0).astype(np.float32)
-    box = layer.rgb[y : y + h, x : x + w]
-    d = np.linalg.norm(_chroma(box) - _chroma(ref), axis=2)
-    skin = np.clip((hi - d) / (hi - lo), 0.0, 1.0)[..., None]
+    box = np.ascontiguousarray(layer.rgb[y : y + h, x : x + w], dtype=np.float32)
+    # d^2 = |c / sum(c) - r|^2 = |(I - r 1^T) c|^2 / sum(c)^2, r the hand's chromaticity
+    r = _chroma(ref).astype(np.float32)
+    off = cv2.transform(box, np.eye(3, dtype=np.float32) - np.outer(r, np.ones(3, np.float32)))
+    d2 = cv2.transform(cv2.multiply(off, off), np.ones((1, 3), np.float32))
+    total = np.maximum(cv2.transform(box, np.ones((1, 3), np.float32)), 1e-3)
+    d = cv2.sqrt(d2) / total
+    skin = np.clip((hi - d) * (1.0 / (hi - lo)), 0.0, 1.0)
     ratio = (np.asarray(tone, np.float32) / 255.0) / np.maximum(ref, 1e-3)
+    change = cv2.transform(box, np.diag(ratio - 1.0).astype(np.float32))
     rgb = layer.rgb.copy()
-    rgb[y : y + h, x : x + w] = np.clip(box * (1.0 + skin * (ratio - 1.0)), 0.0, 1.0)
+    rgb[y : y + h, x : x + w] = np.clip(box + cv2.multiply(change, cv2.merge([skin] * 3)), 0, 1)
     layer.rgb = rgb
 
 
@@ -472,7 +483,7 @@ def make_sample(
     options = options or SampleOptions()
     stats = cached_face_stats(face)
     target = face.image
-    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(face.matrix)[:, :2]))))
+    scale = source_scale(face)
     fill = outside_fill(face)
     for _ in range(_MAX_TRIES):
         occluders, layers, extra = _draw_layers(face, library, rng, options, stats, stratum)

@@ -267,3 +267,39 @@ def test_outside_refill_leaves_far_pixels_alone() -> None:
     out, mask, _ = composite(target, [disc_layer(0.2, radius=20)], rng, outside=fill)
     assert_exact_mask(target, out, mask)
     assert not mask[fill.region].any()
+
+
+def _upsampled_noisy(scale: float, sigma: float) -> np.ndarray:
+    """A flat grey photo with sensor noise ``sigma`` at its own resolution, upsampled by
+    ``scale`` into the frame (as CelebA's half-size faces are)."""
+    side = int(round(SIZE / scale))
+    small = 128 + np.random.default_rng(0).normal(0, sigma, (side, side, 3))
+    small = np.clip(np.rint(small), 0, 255).astype(np.uint8)
+    return cv2.resize(small, (SIZE, SIZE), interpolation=cv2.INTER_CUBIC)
+
+
+def test_an_upsampled_photo_is_measured_at_its_source_resolution() -> None:
+    up = _upsampled_noisy(2.88, 6.0)
+    in_frame = face_stats(up)
+    at_source = face_stats(up, source_scale=2.88)
+    assert in_frame.noise_sigma < 1.5  # the grain spans pixels: read far too low here
+    assert 3.0 < at_source.noise_sigma < 5.0 and at_source.source_scale == 2.88
+    assert face_stats(up, source_scale=1.0).source_scale == 1.0
+
+
+def test_an_occluder_on_an_upsampled_photo_carries_its_grain() -> None:
+    """After re-shooting through the source resolution, a flat occluder is as grainy there
+    as the photo (it was nearly clean when noise was matched in the upsampled frame)."""
+    scale = 2.88
+    up = _upsampled_noisy(scale, 6.0)
+    layer = disc_layer(0.5, radius=70)
+    out, mask, _ = composite(up, [layer], np.random.default_rng(0), None, source_scale=scale)
+    assert_exact_mask(up, out, mask)
+
+    def grain(img: np.ndarray) -> float:
+        side = int(round(SIZE / scale))
+        small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+        c = side // 2
+        return noise_sigma(small[c - 10 : c + 15, c - 12 : c + 12, 1])
+
+    assert 0.6 * grain(up) < grain(out) < 1.5 * grain(up)
