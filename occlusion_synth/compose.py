@@ -57,8 +57,10 @@ _MIN_FEATHER = 0.6
 
 #: Grain lost by an occluder's noise in ``_reshoot`` (area-down on a grid of its own, cubic
 #: up) beyond the source_scale^2 averaging, relative to the face's own grain: measured on
-#: upsampled noisy photos (scale 2 and 2.88), the occluder kept 0.42-0.48 of the face's.
-_RESHOOT_GRAIN = 2.2
+#: upsampled noisy photos (scale 2 and 2.88), the occluder kept 0.42-0.48 of the face's
+#: (2.2 would match). A little less, as a real face's measured noise includes fine skin
+#: texture and JPEG artefacts that a smooth fabric would not show as strongly.
+_RESHOOT_GRAIN = 1.7
 
 #: Relative darkening of R, G, B by a shadow on skin (warm shadows).
 _SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)

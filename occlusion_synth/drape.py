@@ -33,7 +33,7 @@ PLEATED = frozenset({"medical_mask"})
 RIGID = ("n95", "kn95")
 
 #: Slope shading and hollow darkening at full depth.
-SLOPE_GAIN = 0.3
+SLOPE_GAIN = 0.4
 HOLLOW_GAIN = 0.2
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
 #: under a light from the side too.
@@ -106,8 +106,8 @@ def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     """Height (template px) of the fabric's overall form: round across the face, turning
     under the chin, and (for a mask) tented over the nose, so the side facing the light is
     the brighter one and the nose casts its side into shade."""
-    across = -10.0 * ((u - 127.0) * (1 / 62.0)) ** 2
-    chin = -5.0 * np.clip((v - 195.0) * (1 / 35.0), 0, None) ** 2
+    across = -16.0 * ((u - 127.0) * (1 / 62.0)) ** 2
+    chin = -9.0 * np.clip((v - 190.0) * (1 / 35.0), 0, None) ** 2
     h = across + chin
     if nose:
         fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)

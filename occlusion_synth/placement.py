@@ -669,8 +669,7 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
         "target": "lower_face",
     }
     layer = _warp_tps(occ, src, dst, params, T)
-    if T is not None:
-        _clip_far_side(layer, lm)
+    _clip_far_side(layer, lm)
     return layer
 
 
@@ -678,21 +677,49 @@ def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> 
 CLIP_MIN_YAW = 0.25
 
 
-def _clip_far_side(layer: Layer, lm: Landmarks) -> None:
-    """On a turned face with the dense mesh, cut a drawn mask's far side (beyond the nose,
-    away from the camera) at the face's silhouette, the convex hull of the mesh (nose and
-    lips included), so the fabric and its far ear loop never hang in the background."""
-    yaw = estimate_yaw(lm)
-    if lm.dense is None or abs(yaw) < CLIP_MIN_YAW:
-        return
-    hull = cv2.convexHull(np.rint(lm.dense * 4).astype(np.int32))
-    inside = np.zeros((S, S), np.uint8)
-    cv2.fillConvexPoly(inside, hull, 255, cv2.LINE_AA, shift=2)
-    keep = inside.astype(np.float32) * np.float32(1 / 255)
-    u = np.array([np.cos(lm.roll), np.sin(lm.roll)]) * np.sign(yaw)
+#: The head across the cheeks, for the far silhouette of a face without the dense mesh: an
+#: ellipse of half-width ``_HEAD_HALF_WIDTH`` and half-depth ``_HEAD_HALF_DEPTH`` (IODs)
+#: about an axis ``_EYES_DEPTH`` behind the eyes' midpoint, turned by ``yaw_angle``; the
+#: outline narrows towards the chin (an ellipse down to ``_JAW_DROP`` x nose-to-chin).
+_HEAD_HALF_WIDTH, _HEAD_HALF_DEPTH, _EYES_DEPTH = 0.98, 1.15, 0.75
+_JAW_DROP = 1.2
+
+
+def _far_keep(lm: Landmarks, yaw: float) -> np.ndarray:
+    """HxW float32: 1 on the near side of a turned face's far silhouette, 0 beyond it."""
     gy, gx = np.mgrid[0:S, 0:S].astype(np.float32)
-    far = (gx - lm["nose_tip"][0]) * u[0] + (gy - lm["nose_tip"][1]) * u[1]
-    keep = np.maximum(keep, np.clip(1.0 - far * 0.25, 0.0, 1.0))
+    if lm.dense is not None:
+        hull = cv2.convexHull(np.rint(lm.dense * 4).astype(np.int32))
+        inside = np.zeros((S, S), np.uint8)
+        cv2.fillConvexPoly(inside, hull, 255, cv2.LINE_AA, shift=2)
+        keep = inside.astype(np.float32) * np.float32(1 / 255)
+        u = np.array([np.cos(lm.roll), np.sin(lm.roll)]) * np.sign(yaw)
+        far = (gx - lm["nose_tip"][0]) * u[0] + (gy - lm["nose_tip"][1]) * u[1]
+        return np.maximum(keep, np.clip(1.0 - far * 0.25, 0.0, 1.0))
+    theta = abs(yaw_angle(lm))
+    iod = max(lm.inter_ocular, 1e-3)
+    half = np.hypot(_HEAD_HALF_WIDTH * np.cos(theta), _HEAD_HALF_DEPTH * np.sin(theta))
+    reach = (half - _EYES_DEPTH * np.sin(theta)) * iod  # from the eyes' midpoint, far side
+    u = np.array([np.cos(lm.roll), np.sin(lm.roll)]) * np.sign(yaw)
+    n = np.array([-np.sin(lm.roll), np.cos(lm.roll)])  # down the face
+    mid = (lm["left_eye"] + lm["right_eye"]) / 2
+    across = (gx - mid[0]) * u[0] + (gy - mid[1]) * u[1]
+    nose_down = float(np.dot(lm["nose_tip"] - mid, n))
+    drop = max(float(np.dot(lm["chin"] - mid, n)) - nose_down, 1.0) * _JAW_DROP
+    t = np.clip(((gx - mid[0]) * n[0] + (gy - mid[1]) * n[1] - nose_down) / drop, 0.0, 1.0)
+    edge = reach * np.sqrt(1.0 - t * t)
+    return np.clip((edge - across) * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def _clip_far_side(layer: Layer, lm: Landmarks) -> None:
+    """On a turned face, cut a drawn mask's far side (beyond the nose, away from the camera)
+    at the face's silhouette, so the fabric and its far ear loop never hang in the
+    background: the convex hull of the dense mesh (nose and lips included) when there is
+    one, else a turned head's outline from the five points (``_far_keep``)."""
+    yaw = estimate_yaw(lm)
+    if abs(yaw) < CLIP_MIN_YAW:
+        return
+    keep = _far_keep(lm, yaw)
     layer.alpha = layer.alpha * keep
     if layer.contact is not None:
         layer.contact = layer.contact * keep

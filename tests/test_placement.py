@@ -278,3 +278,26 @@ def test_a_harvested_hand_gets_a_forearm_a_cup_keeps_its_cut() -> None:
     arm = prem[prem[:, 3] == 255]
     mid, side = arm[len(arm) // 2, 0], arm[0, 0]
     assert mid > side  # rounded: darker towards its sides
+
+
+def test_a_turned_face_without_the_mesh_cuts_the_mask_at_its_far_silhouette(lib) -> None:
+    """Five-point faces (CelebA's annotations) have no dense mesh: the far side of a mask on
+    a turned head still ends at the head's outline, not in the background."""
+    from occlusion_synth.placement import estimate_yaw
+
+    front = mean_landmarks()
+    pts = dict(front.points)
+    x, y = pts["nose_tip"]
+    pts["nose_tip"] = (x + 20.0, y)  # turned: the image-right side is the far side
+    turned = Landmarks(pts, provider="mean")
+    assert estimate_yaw(turned) > 0.5 and turned.dense is None
+    occ = lib.by_category("medical_mask")[0]
+    flat = place(occ, front, np.random.default_rng(0))
+    cut = place(occ, turned, np.random.default_rng(0))
+    assert "far_side_clipped" not in flat.params and cut.params["far_side_clipped"]
+    nose_y = int(round(y))
+    far = (nose_y, slice(int(x) + 60, None))
+    assert flat.alpha[far].max() > 0.5  # unturned, the mask reaches that far
+    assert cut.alpha[far].max() == 0.0  # turned, nothing beyond the far cheek
+    near = cut.alpha[nose_y : nose_y + 20, int(x) - 40 : int(x)]
+    assert near.min() > 0.9  # the near side is whole
