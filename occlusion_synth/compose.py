@@ -11,8 +11,8 @@ the face, inside the layer's bounding box only:
    shading relative to its mean (softened), by a global exposure gain and by the
    illuminant's colour cast (``realism.colour_cast``): a white mask on a dark photo is grey,
    on a warm photo warm, but stays white-ish; a black one stays dark. A ``Layer.lit`` layer
-   (a photographed object, already harmonised to the face) takes only the local shading:
-   gain 1, no cast, no form shading.
+   (a photographed object, already harmonised to the face) takes the local shading and
+   half the form shading (``LIT_FORM``): gain 1, no cast.
 3. **Specular highlight** (``_specular``, ``Layer.gloss``): a soft highlight on each large
    part of the object (each lens, a cup's body), displaced towards the light.
 4. **Noise** (``_add_noise``): noise at the photo's estimated level is added to the object.
@@ -54,6 +54,11 @@ _ASSET_BLUR = 0.5
 
 #: Minimum feather applied to every edge (pixels).
 _MIN_FEATHER = 0.6
+
+#: Share of the form shading (the rim turning away) a photographed (``Layer.lit``) object
+#: takes: its own shading came from another face's light and a flatter pose, and harvested
+#: masks without it read as flat cut-outs.
+LIT_FORM = 0.5
 
 #: Grain lost by an occluder's noise in ``_reshoot`` (area-down on a grid of its own, cubic
 #: up) beyond the source_scale^2 averaging, relative to the face's own grain: measured on
@@ -319,7 +324,7 @@ def _apply_layer(
     region = canvas[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     if layer.lit:  # a photographed object already carries its light (harmonised)
         gain, cast = 1.0, np.ones(3, np.float32)
-        plan = dataclasses.replace(plan, form_depth=0.0)
+        plan = dataclasses.replace(plan, form_depth=plan.form_depth * LIT_FORM)
     else:
         gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb)
     prem, a = _soften_edges(layer, plan)

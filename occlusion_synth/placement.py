@@ -711,15 +711,21 @@ def _far_keep(lm: Landmarks, yaw: float) -> np.ndarray:
     return np.clip((edge - across) * 0.5 + 0.5, 0.0, 1.0).astype(np.float32)
 
 
+def far_side_keep(lm: Landmarks) -> np.ndarray | None:
+    """HxW float32 (1 visible .. 0 behind the head) of a turned face's far side, or None
+    for a face turned less than ``CLIP_MIN_YAW``."""
+    yaw = estimate_yaw(lm)
+    return _far_keep(lm, yaw) if abs(yaw) >= CLIP_MIN_YAW else None
+
+
 def _clip_far_side(layer: Layer, lm: Landmarks) -> None:
     """On a turned face, cut a drawn mask's far side (beyond the nose, away from the camera)
     at the face's silhouette, so the fabric and its far ear loop never hang in the
     background: the convex hull of the dense mesh (nose and lips included) when there is
     one, else a turned head's outline from the five points (``_far_keep``)."""
-    yaw = estimate_yaw(lm)
-    if abs(yaw) < CLIP_MIN_YAW:
+    keep = far_side_keep(lm)
+    if keep is None:
         return
-    keep = _far_keep(lm, yaw)
     layer.alpha = layer.alpha * keep
     if layer.contact is not None:
         layer.contact = layer.contact * keep

@@ -54,6 +54,7 @@ from occlusion_synth.realism import (
     hair_cover,
 )
 from occlusion_synth.shards import Sample, jsonable, mask_coverage
+from occlusion_synth.straps import add_ear_loops
 
 if TYPE_CHECKING:  # pragma: no cover
     from occlusion_synth.faces import AlignedFace
@@ -292,6 +293,9 @@ def tint_layer(layer: Layer, tone: np.ndarray) -> None:
     layer.rgb = rgb
 
 
+#: Worn masks held by ear loops: harvested ones get drawn loops (``straps``).
+LOOPED = frozenset({"medical_mask", "cloth_mask", "n95_mask"})
+
 #: Drawn objects drawn in their own hand, whose skin is recoloured like a hand's.
 DRAWN_IN_HAND = frozenset({"phone"})
 #: Skin is told from the object by its chromaticity (rgb / sum) distance ``d`` to the hand's
@@ -436,7 +440,7 @@ def _draw_layers(
     stats: FaceStats,
     stratum: float | None = None,
 ) -> tuple[list[Occluder], list[Layer], list[dict[str, Any]]]:
-    from occlusion_synth.placement import place
+    from occlusion_synth.placement import far_side_keep, place
 
     occluders = _choose_categories(library, rng, options, stratum)
     occluders.sort(key=lambda o: o.traits.depth)  # stable
@@ -447,6 +451,8 @@ def _draw_layers(
         note: dict[str, Any] = {}
         if occ.harvest is not None:  # a real photo: its own colours, harmonised; no tint
             note = harmonise_harvested(layer, occ, face)
+            if occ.category in LOOPED:  # cut without its loops: cords back to the ears
+                add_ear_loops(layer, face.landmarks, far_side_keep(face.landmarks))
         elif occ.traits.skin_tint:
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)

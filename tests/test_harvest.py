@@ -21,6 +21,7 @@ from PIL import Image
 from occlusion_synth import placement
 from occlusion_synth.build import BuildOptions, run_build
 from occlusion_synth.cli import main
+from occlusion_synth.compose import LIT_FORM
 from occlusion_synth.faces import FaceSource, demo_faces, load_aligned
 from occlusion_synth.occluders import harmonise, matting
 from occlusion_synth.occluders.harmonise import DEFAULT_STRENGTH
@@ -195,7 +196,8 @@ def test_harvested_hand_in_a_sample_is_harmonised_lit_and_not_tinted(harvested_h
         assert meta["harmonised"] == {"strength": DEFAULT_STRENGTH, "source_ref": True}
         info = s.meta["compose"]["layers"][0]
         assert info["lit"] is True and info["light_gain"] == 1.0
-        assert info["cast"] == [1.0, 1.0, 1.0] and info["form_depth"] == 0.0
+        assert info["cast"] == [1.0, 1.0, 1.0]
+        assert 0.0 < info["form_depth"] <= 0.28 * LIT_FORM  # half the drawn ones' rounding
         changed = (s.input != s.target).any(axis=2)
         assert np.array_equal(changed, s.mask == 255)  # the exact-mask invariant
     # the layer is the harmonised placement: same geometry, colours moved to the face
@@ -522,3 +524,13 @@ def test_harmonise_moves_the_cast_and_keeps_what_is_outside() -> None:
     assert np.array_equal(out[0, 0], rgb[0, 0])
     dark = harmonise.SkinRef((40.0, 12.0, 15.0), (10.0, 4.0, 5.0))
     assert harmonise.harmonise(rgb, alpha, dark, src)[10, 10].mean() < 0.75
+
+
+def test_a_harvested_mask_in_a_sample_gets_ear_loops(harvested, faces) -> None:
+    _, png = harvested
+    library = OccluderLibrary([load_occluder(png)])
+    opts = SampleOptions(category_weights={"medical_mask": 1.0})
+    s = make_sample(faces[1], library, np.random.default_rng(3), opts)
+    loops = s.meta["occluders"][0]["params"]["ear_loops"]
+    assert loops["sides"] and loops["width_px"] > 1.0
+    assert np.array_equal((s.input != s.target).any(axis=2), s.mask == 255)
