@@ -128,15 +128,22 @@ def _integer(lo: int | None = None, hi: int | None = None, null: bool = False) -
 
 
 def _number(
-    lo: float | None = None, hi: float | None = None, open_lo: bool = False, open_hi: bool = False
+    lo: float | None = None,
+    hi: float | None = None,
+    open_lo: bool = False,
+    open_hi: bool = False,
+    null: bool = False,
 ) -> Check:
     need = "must be a finite number"
     if hi is not None:
         need += f" in {'(' if open_lo else '['}{lo}, {hi}{')' if open_hi else ']'}"
     elif lo is not None:
         need += f" {'>' if open_lo else '>='} {lo}"
+    need += " or null" if null else ""
 
-    def check(value: Any) -> float:
+    def check(value: Any) -> float | None:
+        if value is None and null:
+            return None
         try:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ValueError
@@ -271,6 +278,7 @@ SCHEMA: dict[str, Check] = {
     "segment.dice_weight": _number(0.0),
     "segment.lr": _number(0.0, open_lo=True),
     "segment.weight_decay": _number(0.0),
+    "segment.minutes": _number(0.0, open_lo=True, null=True),
     "segment.augment.hflip": _boolean,
     "segment.augment.scale": _number(0.0, 0.5),
     "segment.augment.shift": _number(0.0, 0.5),
@@ -307,6 +315,7 @@ ADDED_KEYS: dict[str, Any] = {
     "segment.dice_weight": 1.0,
     "segment.lr": 2.0e-3,
     "segment.weight_decay": 1.0e-4,
+    "segment.minutes": None,
     "segment.augment.hflip": True,
     "segment.augment.scale": 0.15,
     "segment.augment.shift": 0.08,

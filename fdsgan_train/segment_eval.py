@@ -130,24 +130,40 @@ def score_real(pairs: list[tuple[Path, Path]], segmenter) -> tuple[list[dict], l
                 **scores,
             }
         )
-        tiles.append((photo_path.stem, aligned.image, aligned.mask, pred, scores["iou"]))
+        tiles.append((photo_path.stem, aligned.image, aligned.mask, pred, scores["iou"], valid))
     return rows, tiles, notes
 
 
+def outlines(
+    image: np.ndarray, true: np.ndarray, pred: np.ndarray, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """``image`` with the true mask's outline in green and the predicted one in red.
+
+    With ``valid`` (the frame pixels from inside the photo), what lies outside is darkened
+    and both outlines are drawn only inside it, as the scores count them: a mask running
+    out of the photo gets no outline along the photo's edge.
+    """
+    img = np.asarray(image, np.uint8).copy()
+    keep = np.ones(img.shape[:2], bool) if valid is None else np.asarray(valid) > 0
+    inner = cv2.erode(keep.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    img[~keep] = img[~keep] // 3
+    kernel = np.ones((2, 2), np.uint8)
+    for mask, colour in ((true, (0, 220, 0)), (pred, (255, 30, 30))):
+        edge = boundary((np.asarray(mask) > 0) & keep) & inner
+        img[(cv2.dilate(edge.astype(np.uint8), kernel) > 0) & keep] = colour
+    return img
+
+
 def outline_sheet(tiles: list, path: Path, tile: int = 256, columns: int = 4) -> Path:
-    """Frames with the true mask's outline in green and the predicted one in red."""
+    """``(name, frame, true, pred, iou[, valid])`` tiles drawn by :func:`outlines`."""
     from PIL import Image, ImageDraw
 
     rows = max(1, math.ceil(len(tiles) / columns))
     label = 18
     sheet = Image.new("RGB", (columns * tile, rows * (tile + label)), "white")
     draw = ImageDraw.Draw(sheet)
-    kernel = np.ones((2, 2), np.uint8)
-    for i, (name, image, true, pred, iou) in enumerate(tiles):
-        img = np.asarray(image, np.uint8).copy()
-        for mask, colour in ((true, (0, 220, 0)), (pred, (255, 30, 30))):
-            edge = cv2.dilate(boundary(np.asarray(mask) > 0).astype(np.uint8), kernel) > 0
-            img[edge] = colour
+    for i, (name, image, true, pred, iou, *valid) in enumerate(tiles):
+        img = outlines(image, true, pred, valid[0] if valid else None)
         x, y = (i % columns) * tile, (i // columns) * (tile + label)
         sheet.paste(Image.fromarray(img).resize((tile, tile)), (x, y + label))
         draw.text((x + 4, y + 3), f"{name}  IoU {iou:.3f}", fill="black")

@@ -336,7 +336,8 @@ class Segmenter:
     """A trained segmenter: uint8 256x256 RGB frames in, occlusion probabilities out."""
 
     def __init__(self, net: SegmenterNet, config: dict[str, Any], device: str = "cpu") -> None:
-        self.net, self.config, self.device = net.eval().to(device), config, device
+        self.net = net.eval().to(device, memory_format=torch.channels_last)
+        self.config, self.device = config, device
         self.size = config["segment"]["size"]
 
     @classmethod
@@ -358,7 +359,8 @@ class Segmenter:
             chunk = frames[i : i + batch_size]
             x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 127.5 - 1
             h, w = x.shape[-2:]
-            logits = self.net(resize(x, self.size).to(self.device)).float().cpu()
+            x = resize(x, self.size).to(self.device, memory_format=torch.channels_last)
+            logits = self.net(x).float().cpu()
             logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
             out += list(torch.sigmoid(logits)[:, 0].numpy())
         return out

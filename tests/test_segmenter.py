@@ -245,3 +245,107 @@ def test_segmenter_resume_continues_the_run(toy, tmp_path):
     assert res.exit_code == 0, res.output
     ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / "last.pt", kind="segmenter")
     assert ckpt["step"] == 4 and ckpt["kind"] == "segmenter"
+
+
+def test_harvest_auto_masks_from_a_segmenter(seg_checkpoint, tmp_path, monkeypatch):
+    """``occsynth occluders harvest --masks auto --segmenter``: a photo without a mask file
+    gets the segmenter's mask (the network's output is replaced by a mask-shaped region of
+    the frame, so that the harvest does not depend on a few training steps) and its
+    sidecar says ``auto_masked``."""
+    import json
+
+    from click.testing import CliRunner
+
+    from fdsgan_train.segmenter import Segmenter
+    from occlusion_synth.cli import main
+
+    lower_face = np.array([(80, 185), (92, 140), (162, 140), (177, 185), (127, 222)], np.int32)
+
+    def probabilities(self, frames, batch_size=16):
+        out = []
+        for frame in frames:
+            prob = np.zeros(frame.shape[:2], np.float32)
+            cv2.fillPoly(prob, [lower_face * frame.shape[0] // 256], 1.0)
+            out.append(prob)
+        return out
+
+    monkeypatch.setattr(Segmenter, "probabilities", probabilities)
+    photo, _ = _astronaut()
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(photo).save(src / "astro.jpg")
+    lib = tmp_path / "lib"
+    args = ["occluders", "harvest", "--from", str(src), "--category", "medical_mask"]
+    args += ["--out", str(lib), "--masks", "auto", "--segmenter", str(seg_checkpoint)]
+    res = CliRunner().invoke(main, [*args, "--device", "cpu", "--matting", "guided"])
+    assert res.exit_code == 0, res.output
+    sidecars = sorted((lib / "medical_mask").glob("*.json"))
+    assert len(sidecars) == 1
+    meta = json.loads(sidecars[0].read_text())
+    assert meta["harvest"]["auto_masked"] is True
+    # without --segmenter a photo without a mask file is refused
+    res = CliRunner().invoke(main, [*args[:-2], "--out", str(tmp_path / "lib2")])
+    assert res.exit_code != 0
+
+
+def test_cached_split_matches_the_streamed_one(toy):
+    """``data.on_device``: the cached split holds what the streaming path's resize gives."""
+    from fdsgan_train.data import decode, iter_raw_samples
+    from fdsgan_train.device_data import device_batches
+    from fdsgan_train.segment_train import load_cache
+    from fdsgan_train.segmenter import resize
+
+    paths = shard_paths(toy, "train")
+    cache = load_cache(paths, 64)
+    assert cache is not None and len(cache) == 32 and cache.input.dtype == torch.uint8
+    key, members = next(iter(iter_raw_samples(paths[0])))
+    ref = decode(key, members, paths[0])
+    got = cache.batch(torch.tensor([0]))
+    want_image = resize(ref["input"][None], 64)
+    want_mask = resize(ref["mask"][None], 64)
+    assert (got["input"] - want_image).abs().max() <= 1.5 / 127.5
+    assert (got["mask"] - want_mask).abs().max() <= 1 / 255
+    cfg = load_config("segmenter", SMALL)
+    batches = device_batches(cache, cfg, 0, 0, 1, 0)
+    first = [next(batches)["input"] for _ in range(4)]  # one epoch: 4 batches of 8
+    skipped = next(device_batches(cache, cfg, 0, 0, 1, 3))["input"]
+    assert torch.equal(first[3], skipped)  # a resumed run skips batches exactly
+    seen = torch.cat(first).flatten(1).sum(1).sort().values
+    every = cache.batch(torch.arange(32))["input"].flatten(1).sum(1).sort().values
+    assert torch.allclose(seen, every)  # each sample once
+
+
+def test_time_budget_stops_the_run(toy, tmp_path):
+    """``segment.minutes``: once the time is spent the run stops, validates and saves, and
+    the checkpoint carries the time for a resumed run."""
+    from click.testing import CliRunner
+
+    sets = [f"--set={k}={v}" for k, v in SMALL.items()]
+    run = tmp_path / "run"
+    args = ["--config", "segmenter", "--data", str(toy), "--run-dir", str(run), *sets]
+    res = CliRunner().invoke(train_main, [*args, "--set=segment.minutes=0.0001"])
+    assert res.exit_code == 0, res.output
+    assert "validation IoU" in res.output
+    ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / "last.pt", kind="segmenter")
+    assert ckpt["step"] == 1 and ckpt["elapsed_s"] >= 0.006
+    res = CliRunner().invoke(train_main, ["--resume", *args[2:]])
+    assert res.exit_code == 0, res.output
+    ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / "last.pt", kind="segmenter")
+    assert ckpt["step"] == 2  # the budget was spent: one step, then the stop
+
+
+def test_outline_sheet_clips_the_true_outline_to_the_photo():
+    from fdsgan_train.segment_eval import outlines
+
+    frame = np.full((64, 64, 3), 128, np.uint8)
+    true = np.zeros((64, 64), np.uint8)
+    true[30:64, 10:50] = 255  # runs past the photo's bottom edge (rows 48..63 are filled)
+    valid = np.zeros((64, 64), bool)
+    valid[:48] = True
+    img = outlines(frame, true, np.zeros_like(true), valid)
+    green = (img[..., 1] == 220) & (img[..., 0] == 0)
+    assert green[30:32, 12:48].all()  # the top edge is drawn
+    assert green[34:44, 10].all()  # the sides are drawn down to the photo's edge
+    assert not green[44:, 13:47].any()  # nothing along the photo's edge
+    assert not green[48:].any()  # nor beyond it
+    assert (img[50:, :, 0] < 128).all()  # outside the photo is darkened
