@@ -90,13 +90,15 @@ class SampleOptions:
     ``category_weights``: category -> relative weight (None: every category of the library,
     equally). ``max_occluders``: each sample gets 1..max occluders, uniformly.
     ``min_coverage``: a draw whose mask covers less of the frame is redrawn (up to 4 times;
-    the last draw is kept). ``face_skin``: probability that a hand takes the face's colour.
+    the last draw is kept). ``face_skin``: probability that a hand takes the face's colour
+    (one's own hand at one's face matches it; a blind review read a hand of another tone
+    as pasted on).
     """
 
     category_weights: dict[str, float] | None = None
     max_occluders: int = 1
     min_coverage: float = 0.005
-    face_skin: float = 0.8
+    face_skin: float = 0.95
 
     def __post_init__(self) -> None:
         if self.max_occluders < 1:
