@@ -201,6 +201,7 @@ def harmonise_harvested(layer: Layer, occ: Occluder, face: AlignedFace) -> dict[
 
 
 _FILL_CACHE: OrderedDict[tuple[str, int], OutsideFill | None] = OrderedDict()
+_CHEEK_CACHE: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
 
 
 def photo_size(face: AlignedFace) -> tuple[int, int] | None:
@@ -265,7 +266,7 @@ def skin_tone(face: AlignedFace, stats: FaceStats, rng: np.random.Generator, p_f
     """The unlit skin colour (0..255 RGB) for a hand on this face, and where it came from."""
     if rng.random() < p_face:
         jitter = rng.uniform(0.9, 1.08) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
-        lit = cheek_colour(face) * jitter
+        lit = _per_face(_CHEEK_CACHE, face, cheek_colour) * jitter
         light = exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb)
         return np.clip(lit / light, 20, 250), "face"
     i = int(rng.integers(len(SKIN_TONES)))
@@ -313,11 +314,17 @@ _READ_RADIUS = 40.0
 
 def _median_near(occ: Occluder, point) -> np.ndarray:
     h, w = occ.rgba.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w]
-    solid = occ.rgba[..., 3] >= 250
-    near = ((xx - point[0]) ** 2 + (yy - point[1]) ** 2 <= _READ_RADIUS**2) & solid
-    px = occ.rgba[..., :3][near if near.any() else solid].astype(np.float32)
-    return np.median(px, axis=0) / 255.0
+    r = int(np.ceil(_READ_RADIUS))
+    x, y = (int(round(float(v))) for v in point)
+    x0, y0, x1, y1 = max(x - r, 0), max(y - r, 0), min(x + r + 1, w), min(y + r + 1, h)
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    win = occ.rgba[y0:y1, x0:x1]
+    near = ((xx - x) ** 2 + (yy - y) ** 2 <= _READ_RADIUS**2) & (win[..., 3] >= 250)
+    if near.any():
+        px = win[..., :3][near]
+    else:
+        px = occ.rgba[..., :3][occ.rgba[..., 3] >= 250]
+    return np.median(px.astype(np.float32), axis=0) / 255.0
 
 
 def _chroma(rgb: np.ndarray) -> np.ndarray:
