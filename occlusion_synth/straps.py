@@ -21,8 +21,8 @@ from .layers import Layer
 
 S = CANONICAL_SIZE
 
-#: Cord thickness, in inter-ocular distances (2.2 canonical px, as the drawn masks' loops).
-CORD_IOD = 0.04
+#: Cord thickness, in inter-ocular distances (2.6 canonical px, as the drawn medical loops).
+CORD_IOD = 0.047
 #: Where a loop meets the ear: just outside the face's outline (half-widths from the eyes'
 #: midpoint, in IODs), the upper strand at the top of the ear (a little above the eye
 #: line), the lower one behind the earlobe (depths below the eye line, IODs).

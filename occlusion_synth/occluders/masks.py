@@ -106,14 +106,17 @@ def _cord(cv: Canvas, path, width: float, color, fade_from: float = 0.55) -> Non
 
 
 #: Ear loops (image-right side, canonical coordinates): each strand leaves the mask's
-#: corner under its rim and runs back to the ear, where it passes behind it.
+#: corner under its rim and runs back along the cheek's edge to the ear, where it passes
+#: behind it: the upper one up to the top of the ear (above the eye line), the lower one to
+#: the earlobe. Seen from the front, the ear lies at the face's outline (x ~190-197), so
+#: the loops stay beside the face rather than reaching out towards the frame's edge.
 EAR_LOOP_STRANDS = (
-    [(181, 145), (190, 141), (198, 138), (204, 136), (209, 134)],
-    [(173, 195), (183, 187), (192, 176), (199, 165), (205, 155)],
+    [(181, 145), (186, 136), (190, 128), (193, 121), (195, 115)],
+    [(173, 195), (181, 186), (187, 177), (191, 169), (194, 162)],
 )
 
 
-def _ear_loops(cv: Canvas, t: Template, color, width: float = 2.2) -> None:
+def _ear_loops(cv: Canvas, t: Template, color, width: float = 2.6) -> None:
     """Two shaded cords per side, ``width`` canonical px thick, from the mask to the ear."""
     for side in (-1, 1):
         for strand in EAR_LOOP_STRANDS:
