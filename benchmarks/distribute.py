@@ -8,8 +8,13 @@ both alike. Before timing, the landmarks of every face are detected once into a 
 dataset as K partitions, one after another, and merges them.
 
 Reported: wall seconds and samples/s of every run, the best and the mean per distributor,
-the ratio ray/local (samples/s), the machine's load (``os.getloadavg``) before and after, and
-whether every shard and the manifest have the same sha256 in every build.
+the ratio ray/local (samples/s), the mean difference in seconds, the machine's load
+(``os.getloadavg``) before and after, and whether every shard and the manifest have the
+same sha256 in every build.
+
+The builds import ``occlusion_synth`` as this interpreter does: to time a fixed snapshot while
+the working tree changes, run from a copy (``git archive HEAD | tar -x -C /tmp/snap``) with
+``PYTHONPATH=/tmp/snap``; Ray's local workers inherit it.
 
     nice -n 10 python benchmarks/distribute.py --faces ../shared/data/celeba_small \\
         --n 2000 --workers 2 --repeat 2 --partitions 2
@@ -69,6 +74,7 @@ def main() -> None:
     ap.add_argument("--cache", type=Path, default=None, help="landmark cache (in --work)")
     ap.add_argument("--keep", action="store_true", help="keep the builds")
     a = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # each run's line as it ends, also into a log
 
     work = a.work or Path(tempfile.mkdtemp(prefix="occsynth-distribute-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -78,6 +84,9 @@ def main() -> None:
         *("--shard-size", str(a.shard_size), "--workers", str(a.workers)),
         *("--landmark-cache", str(cache)),
     ]
+    import occlusion_synth
+
+    print(f"code: {Path(occlusion_synth.__file__).parent} (PYTHONPATH picks another checkout)")
     print(f"before: {load()}")
     t = run(occsynth("landmarks", "--faces", a.faces, "--out", str(work / "lm.parquet"),
                      "--landmark-cache", str(cache)))  # fmt: skip
@@ -118,6 +127,8 @@ def main() -> None:
     ratio_best = min(times["local"]) / min(times["ray"])
     ratio_mean = sum(times["local"]) / sum(times["ray"])
     print(f"  ray/local samples/s: {ratio_best:.2f}x (best), {ratio_mean:.2f}x (mean)")
+    extra = sum(times["ray"]) / len(times["ray"]) - sum(times["local"]) / len(times["local"])
+    print(f"  ray takes {extra:+.1f} s per build (mean; Ray's start-up and stop are part of it)")
     print(f"  {len(ref)} files (shards + manifest); sha256 identical in every build: ", end="")
     print("yes" if all(same.values()) else f"NO {same}")
     if not a.keep and a.work is None:

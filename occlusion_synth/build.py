@@ -230,8 +230,18 @@ def check_partition_out(
 
 
 def _check_partners(out: storage.Location, options: BuildOptions, record: dict[str, Any]) -> None:
-    """Refuse to start a partition beside partitions of another split (K) or other options."""
+    """Refuse to start a partition beside partitions of another split (K) or other options,
+    or in the folder of a single build with other options."""
     mine = options.partition
+    single = _read_json(storage.join(out, PARTIAL_DIR, PLAN_FILE))
+    if isinstance(single, dict):
+        plan = {"plan": {k: single.get(k) for k in PLAN_KEYS}, "sources": single.get("sources")}
+        diff = differences(dict(plan, occluder_library=record["occluder_library"]), record)
+        if diff:
+            raise UserError(
+                f"--partition {mine}: {out} holds a build with other options ({diff}); "
+                "use the same options, or a new --out"
+            )
     for other, theirs in sorted(_partition_records(out).items(), key=lambda kv: kv[0].index):
         if other == mine or theirs is None:
             continue

@@ -135,6 +135,18 @@ def test_merge_refuses_an_unfinished_partition_and_other_counts(tmp_path, half, 
         run_build(_options(out, cache, partition=Partition(0, 3)), progress=False)
 
 
+def test_a_partition_refuses_a_single_build_with_other_options(tmp_path, cache):
+    out = tmp_path / "out"
+
+    def make(*args, **kw):  # a single build, interrupted at once
+        raise KeyboardInterrupt
+
+    with pytest.raises(BuildInterrupted):
+        run_build(_options(out, cache), make=make, progress=False)
+    with pytest.raises(UserError, match=r"holds a build with other options \(--seed 3 -> 4\)"):
+        run_build(_options(out, cache, seed=4, partition=Partition(0, 2)), progress=False)
+
+
 def test_a_partition_touches_only_its_own_shards(tmp_path, half, single, cache):
     out = shutil.copytree(half, tmp_path / "out")
     shard_dir = out / "shards"

@@ -21,7 +21,8 @@ def merge(out: Path | str) -> None:
     (whose `partitions` entry lists the K commands), rejects.csv and preview.png; then it
     removes .partial/. It refuses, in one line and before writing anything, when a partition
     is missing or unfinished, when one was built with other options, faces or occluders than
-    partition 0, or when a shard of one is missing.
+    partition 0, or when a shard of one is missing. Shards that no partition claims (left
+    by a partition redone with --overwrite and other options) are removed.
 
     \b
     Example (a Slurm array of 8 tasks, then one merge):
