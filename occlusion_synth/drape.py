@@ -32,6 +32,10 @@ PLEATED = frozenset({"medical_mask"})
 #: Name parts of moulded, rigid masks: no creases.
 RIGID = ("n95", "kn95")
 
+#: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
+#: rising to all of it at the bound sides.
+PLEAT_MIDDLE = 0.4
+
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.4
 HOLLOW_GAIN = 0.2
@@ -48,7 +52,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
     sag = float(rng.uniform(2.5, 7.0))
     pinch = float(rng.uniform(0.25, 0.45))
     tilt = float(rng.uniform(-2.0, 2.0))
-    depth = float(rng.uniform(0.3, 0.6))
+    depth = float(rng.uniform(0.2, 0.45))
     phase = float(rng.uniform(0, 2 * np.pi))
     ax = np.clip(np.abs(u - 127.0) * (1 / 62.0), 0, 1)
     ax2 = ax * ax
@@ -61,7 +65,9 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
         py = mid + (p0 - mid) * (1 - pinch * ax2) + sag * 0.6 * (1 - ax2) + wave
         q = v - py
         lip = np.exp(-(((q + 1.6) * (1 / 2.4)) ** 2))
-        step = np.where(q > 0, np.exp(-np.maximum(q, 0) * (1 / 6.0)), 0.0)
+        # the step down to the next pleat, eased over ~4 px: a cliff read as a drawn line
+        ramp = np.clip((q + 2.0) * (1 / 4.0), 0.0, 1.0)
+        step = np.exp(-np.maximum(q, 0) * (1 / 6.0)) * ramp * ramp * (3.0 - 2.0 * ramp)
         h += lip - 0.9 * step
         hollow += step
     info = {
@@ -72,7 +78,10 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
         "tilt": round(tilt, 2),
         "depth": round(depth, 3),
     }
-    return (h * depth).astype(np.float32), {**info, "_hollow": hollow * depth}
+    # the fabric is stretched flat over the nose and chin: the pleats open up towards the
+    # bound sides and show least in the middle
+    spread = depth * (PLEAT_MIDDLE + (1.0 - PLEAT_MIDDLE) * ax)
+    return (h * spread).astype(np.float32), {**info, "_hollow": hollow * spread}
 
 
 #: Where tension creases start (template coordinates): the ear-loop corners and the sides.
