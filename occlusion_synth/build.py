@@ -264,8 +264,9 @@ def _clear_partition(out: storage.Location, partition: Partition, own: set[str])
     for name in storage.listdir(folder):
         if name.removesuffix(shards.TMP_SUFFIX) in own:
             storage.remove(storage.join(folder, name))
+    own_parts = {part_name(s) for s in own}
     for name in storage.listdir(parts):
-        if name.removesuffix(shards.TMP_SUFFIX) in {part_name(s) for s in own}:
+        if name.removesuffix(shards.TMP_SUFFIX) in own_parts:
             storage.remove(storage.join(parts, name))
     storage.remove(storage.join(parts, partition.record))
 

@@ -317,16 +317,17 @@ class RayDistributor(Distributor):
     """One Ray task per shard (and per batch of faces to detect).
 
     ``address``: an existing cluster (``ray start --head`` prints it; ``auto`` finds a local
-    one); None starts a private runtime with ``workers`` CPUs, shut down at the end. A runtime
-    this process is already connected to (``ray.init`` by the caller) is used as it is.
+    one); None: ``$RAY_ADDRESS`` when set (as ``ray.init`` does), else a private runtime with
+    ``workers`` CPUs, shut down at the end. A runtime this process is already connected to
+    (``ray.init`` by the caller) is used as it is.
     """
 
     name = "ray"
 
     def __init__(self, workers: int, address: str | None = None) -> None:
         super().__init__(workers)
-        self.address = address
-        self.ray = import_ray(local=address is None)
+        self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.ray = import_ray(local=self.address is None)
         self._started = False
 
     def __enter__(self) -> RayDistributor:

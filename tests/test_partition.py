@@ -194,3 +194,16 @@ def test_partitions_into_a_url_merge_to_the_single_build(tmp_path, single, cache
         assert not fs.exists(f"{url}/.partial")
     finally:
         fsspec.filesystem("memory").rm("memory://occsynth-test-partitions", recursive=True)
+
+
+def test_overwrite_redoes_only_the_partition(tmp_path, half, single, cache):
+    out = shutil.copytree(half, tmp_path / "out")
+    other = out / "shards" / "train-000001.tar"  # as if partition 1/2 had written it
+    other.write_bytes(b"partition 1's")
+    result = run_build(
+        _options(out, cache, partition=Partition(0, 2), overwrite=True), progress=False
+    )
+    assert result.produced == 12 and result.kept_shards == 0
+    assert other.read_bytes() == b"partition 1's"
+    for name in ("train-000000.tar", "val-000000.tar", "test-000000.tar"):
+        assert (out / "shards" / name).read_bytes() == (single / "shards" / name).read_bytes()

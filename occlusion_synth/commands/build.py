@@ -81,9 +81,9 @@ from occlusion_synth.commands.options import (
     default=None,
     metavar="ADDRESS",
     help="With --distributor ray: the Ray cluster to run on (host:6379 as printed by ray start "
-    "--head, ray://host:10001, or auto). Default: a Ray runtime started here with --workers "
-    "CPUs and stopped at the end. Every node needs occlusion-synth installed and --faces at "
-    "the same path.",
+    "--head, ray://host:10001, or auto). Default: $RAY_ADDRESS when set, else a Ray runtime "
+    "started here with --workers CPUs and stopped at the end. Every node needs "
+    "occlusion-synth installed and --faces at the same path.",
 )
 @click.option(
     "--partition",
