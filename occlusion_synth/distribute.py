@@ -327,11 +327,14 @@ class RayDistributor(Distributor):
     def __init__(self, workers: int, address: str | None = None) -> None:
         super().__init__(workers)
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        self.label = "--ray-address" if address else "$RAY_ADDRESS"
         self.ray = import_ray(local=self.address is None)
         self._started = False
 
     def __enter__(self) -> RayDistributor:
         ray = self.ray
+        if self.address is not None:
+            _check_reachable(self.address, self.label)
         if ray.is_initialized():
             return self
         kwargs: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
@@ -340,7 +343,7 @@ class RayDistributor(Distributor):
         try:
             ray.init(address=self.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
-            where = f"--ray-address {self.address}" if self.address else "a local Ray runtime"
+            where = f"{self.label} {self.address}" if self.address else "a local Ray runtime"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"cannot start {where}: {first}") from None
         self._started = True
@@ -389,6 +392,23 @@ class RayDistributor(Distributor):
         except BaseException:
             _cancel(ray, list(pending))
             raise
+
+
+def _check_reachable(address: str, label: str, timeout: float = 10.0) -> None:
+    """A one-line ``UserError`` when nothing answers at a ``host:port`` or ``ray://host:port``
+    address (Ray itself retries for minutes); other forms (``auto``) are left to Ray."""
+    import socket
+
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(
+            f"{label} {address}: no Ray cluster answers there ({exc.strerror or exc}); "
+            "start one with ray start --head, or check the address"
+        ) from None
 
 
 def _cancel(ray: Any, refs: list[Any]) -> None:

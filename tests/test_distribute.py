@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -93,6 +94,21 @@ def test_ray_address_needs_the_ray_distributor(tmp_path):
     result = CliRunner().invoke(main, [*args, "--ray-address", "auto"])
     assert result.exit_code == 2
     assert "--ray-address needs --distributor ray" in result.output
+
+
+def test_an_unreachable_cluster_is_one_line(tmp_path):
+    pytest.importorskip("ray")
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    args = ["build", "--faces", "demo", "--n", "4", "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(
+        main, [*args, "--distributor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    )
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "no Ray cluster answers there" in lines[0]
+    assert not (tmp_path / "o").exists()
 
 
 def test_ray_build_is_byte_identical_to_a_local_build(ray_runtime, tmp_path, local, cache):
