@@ -27,6 +27,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -238,12 +239,16 @@ def import_ray(local: bool = True) -> Any:
 
 
 def _quiet_ray_env(local: bool) -> None:
-    """No usage statistics; a local runtime uses Ray's default token authentication (token
-    in ``~/.ray/auth_token``), without the warning that says so. A variable the user set
-    wins."""
+    """No usage statistics; token authentication (Ray's default for a new cluster) without
+    the warning that says so: for a runtime started here, and for a cluster when a token is
+    at hand (``RAY_AUTH_TOKEN``, ``RAY_AUTH_TOKEN_PATH`` or ``~/.ray/auth_token``). Ray reads
+    the mode once, when imported; a mode the user set wins."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    if local and "ray" not in sys.modules:  # Ray reads it once, when imported
-        os.environ.setdefault("RAY_AUTH_MODE", "token")
+    if "ray" in sys.modules or "RAY_AUTH_MODE" in os.environ:
+        return
+    token = os.environ.get("RAY_AUTH_TOKEN_PATH") or Path.home() / ".ray" / "auth_token"
+    if local or os.environ.get("RAY_AUTH_TOKEN") or Path(token).is_file():
+        os.environ["RAY_AUTH_MODE"] = "token"
 
 
 #: Worker side: the recipe of the build being written (one per worker process, by object id).
