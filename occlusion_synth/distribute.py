@@ -346,7 +346,8 @@ class RayDistributor(Distributor):
         if self.address is None:
             kwargs.update(num_cpus=self.workers, include_dashboard=False)
         try:
-            ray.init(address=self.address, **kwargs)
+            # "local": a new runtime even where ray start left a cluster (or its traces)
+            ray.init(address=self.address or "local", **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"{self.label} {self.address}" if self.address else "a local Ray runtime"
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
