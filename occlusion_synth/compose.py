@@ -55,6 +55,9 @@ _ASSET_BLUR = 0.5
 #: Minimum feather applied to every edge (pixels).
 _MIN_FEATHER = 0.6
 
+#: Where a drawn object's lit colour starts to roll off towards white (``_shoulder``).
+SHOULDER = 200.0
+
 #: Share of the form shading (the rim turning away) a photographed (``Layer.lit``) object
 #: takes: its own shading came from another face's light and a flatter pose, and harvested
 #: masks without it read as flat cut-outs.
@@ -293,6 +296,16 @@ def _specular(
             col += (255.0 - col) * cv2.merge([spec, spec, spec])
 
 
+def _shoulder(col: np.ndarray) -> None:
+    """A camera's highlight shoulder on a drawn object's lit colour (``col`` in place):
+    above ``SHOULDER`` values roll off smoothly towards 255 instead of clipping, so a white
+    mask keeps its shading rather than glowing flat white."""
+    over = np.maximum(col - SHOULDER, 0.0)
+    room = 255.0 - SHOULDER
+    col -= over
+    col += room * (1.0 - cv2.exp(over * np.float32(-1.0 / room)))
+
+
 def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -> None:
     """4. Sensor noise like the photo's (luma-correlated, a little chroma; ``col`` in place)."""
     if plan.noise > 0.05:
@@ -329,6 +342,8 @@ def _apply_layer(
         gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb)
     prem, a = _soften_edges(layer, plan)
     col, solid = _light(prem, a, plan, stats, gain, cast)
+    if not layer.lit:
+        _shoulder(col)
     _specular(col, solid, plan, stats.light_dir)
     _add_noise(col, plan, layer.alpha.shape)
     _lay_over(region, col, a)

@@ -39,6 +39,8 @@ PLEAT_MIDDLE = 0.4
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.4
 HOLLOW_GAIN = 0.2
+#: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
+VIEW_GAIN = 0.6
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
 #: under a light from the side too.
 AMBIENT_ABOVE = 0.5
@@ -115,8 +117,8 @@ def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     """Height (template px) of the fabric's overall form: round across the face, turning
     under the chin, and (for a mask) tented over the nose, so the side facing the light is
     the brighter one and the nose casts its side into shade."""
-    across = -16.0 * ((u - 127.0) * (1 / 62.0)) ** 2
-    chin = -9.0 * np.clip((v - 190.0) * (1 / 35.0), 0, None) ** 2
+    across = -26.0 * ((u - 127.0) * (1 / 62.0)) ** 2
+    chin = -14.0 * np.clip((v - 190.0) * (1 / 35.0), 0, None) ** 2
     h = across + chin
     if nose:
         fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
@@ -138,7 +140,8 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
         h, info = _pleats(u, v, rng)
     else:
         h, info = _creases(u, v, rng)
-    h = h + _body(u, v, nose=layer.category != "scarf")
+    body = _body(u, v, nose=layer.category != "scarf")
+    h = h + body
     hollow = info.pop("_hollow")
     # template px per frame px, to turn the frame gradient into a slope per template px
     du = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1) * 0.5
@@ -152,6 +155,11 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     lx, ly = lx / norm, ly / norm
     shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly), -1.2, 1.2)
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
+    # whatever the light, the fabric turning away from the camera (round the cheeks, under
+    # the chin) gets less of the room's light: darker by how far its normal leans away
+    bx = cv2.Sobel(body, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
+    by = cv2.Sobel(body, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
+    shade *= 1.0 - VIEW_GAIN * (1.0 - 1.0 / np.sqrt(1.0 + bx * bx + by * by))
     box = layer.rgb[y0 : y0 + h_, x0 : x0 + w_]
     a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
     f = np.where(a > 0, shade, 1.0).astype(np.float32)

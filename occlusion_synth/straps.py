@@ -21,8 +21,9 @@ from .layers import Layer
 
 S = CANONICAL_SIZE
 
-#: Cord thickness, in inter-ocular distances (2.6 canonical px, as the drawn medical loops).
-CORD_IOD = 0.047
+#: Cord thickness, in inter-ocular distances (3.2 canonical px, as the drawn masks' loops:
+#: thinner ones vanish in the blur and grain of a CelebA-sized photo).
+CORD_IOD = 0.058
 #: Where a loop meets the ear: just outside the face's outline (half-widths from the eyes'
 #: midpoint, in IODs), the upper strand at the top of the ear (a little above the eye
 #: line), the lower one behind the earlobe (depths below the eye line, IODs).

@@ -303,3 +303,15 @@ def test_an_occluder_on_an_upsampled_photo_carries_its_grain() -> None:
         return noise_sigma(small[c - 10 : c + 15, c - 12 : c + 12, 1])
 
     assert 0.5 * grain(up) < grain(out) < 1.3 * grain(up)
+
+
+def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
+    """A white mask on a brightly lit face keeps its shading (a highlight shoulder)."""
+    yy = np.mgrid[0:SIZE, 0:SIZE][0].astype(np.float32) / SIZE
+    target = np.clip(200 + 40 * (1 - yy), 0, 255)[..., None].repeat(3, axis=2).astype(np.uint8)
+    layer = disc_layer(0.97, radius=60)
+    out, mask, _ = composite(target, [layer], np.random.default_rng(0))
+    assert_exact_mask(target, out, mask)
+    inside = out[110:190, 100:156].astype(np.float32)
+    assert (inside >= 254).mean() < 0.05  # not a flat white patch
+    assert inside.max() > 215  # but still white

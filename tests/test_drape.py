@@ -168,3 +168,27 @@ def test_glasses_rest_on_a_mask(lib) -> None:
     again = place(lib.by_category("eyeglasses")[1], lm, np.random.default_rng(0))
     high = dataclasses.replace(mask, alpha=np.roll(mask.alpha, -30, axis=0))
     assert rest_on_mask(again, high, lm) == 0.0
+
+
+def test_the_fabric_darkens_where_it_turns_away_from_the_camera(lib) -> None:
+    """Under light from above the mask's sides (round the cheeks) are darker than its
+    middle; under a side light the side away from it is, and the lit side is brighter."""
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    occ = next(o for o in lib.by_category("medical_mask") if "white" in o.name)
+    y = int(lm["nose_tip"][1]) + 12
+    x = int(round(lm["nose_tip"][0]))
+
+    def at(ratio: np.ndarray, dx: int) -> float:
+        return float(ratio[y - 3 : y + 4, x + dx - 3 : x + dx + 4].mean())
+
+    for light in ((0.0, -1.0), (-0.7, -0.7), (0.7, -0.7)):
+        layer = place(occ, lm, np.random.default_rng(1))
+        before = layer.rgb.copy()
+        drape(layer, light, np.random.default_rng(2))
+        ratio = layer.rgb.mean(axis=2) / np.maximum(before.mean(axis=2), 1e-3)
+        middle, left, right = at(ratio, 0), at(ratio, -50), at(ratio, 50)
+        if light[0] == 0.0:
+            assert max(left, right) < 0.97 * middle, (light, left, middle, right)
+        else:
+            far, near = (right, left) if light[0] < 0 else (left, right)
+            assert far < 0.95 * middle and near > far, (light, left, middle, right)

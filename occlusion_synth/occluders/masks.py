@@ -116,7 +116,7 @@ EAR_LOOP_STRANDS = (
 )
 
 
-def _ear_loops(cv: Canvas, t: Template, color, width: float = 2.6) -> None:
+def _ear_loops(cv: Canvas, t: Template, color, width: float = 3.2) -> None:
     """Two shaded cords per side, ``width`` canonical px thick, from the mask to the ear."""
     for side in (-1, 1):
         for strand in EAR_LOOP_STRANDS:
@@ -279,7 +279,7 @@ def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarr
 def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
-    _ear_loops(cv, t, base, 2.6)
+    _ear_loops(cv, t, base, 3.2)
     body = cv.poly(t(_smooth_outline(CLOTH_OUTLINE)))
     x = cv.xx / t.k + t.x0
     y = cv.yy / t.k + t.y0
@@ -369,7 +369,7 @@ def _kn95(seed: int, color: str) -> Drawn:
     t = MASK_T
     cv = Canvas(t.w, t.h, seed)
     base = rgb(color)
-    _ear_loops(cv, t, "#e4e3df" if base.mean() > 0.5 else "#2e2e31", 1.8)
+    _ear_loops(cv, t, "#e4e3df" if base.mean() > 0.5 else "#2e2e31", 2.4)
     outline = [
         (60, 150),
         (95, 132),
