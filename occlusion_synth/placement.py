@@ -807,7 +807,7 @@ RULES = {
 #: Per-sample colour jitter of a drawn occluder: hue turn (degrees), saturation and value
 #: factors, so no template repeats exactly (skin-tinted categories are recoloured later).
 HUE_JITTER_DEG = 10.0
-SAT_JITTER = (0.8, 1.15)
+SAT_JITTER = (0.7, 1.05)
 VAL_JITTER = (0.88, 1.08)
 
 #: RGB <-> YIQ: hue turns and saturation scales act on (I, Q), brightness on everything.
