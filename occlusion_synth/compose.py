@@ -70,9 +70,9 @@ LIT_FORM = 0.5
 #: Grain lost by an occluder's noise in ``_reshoot`` (area-down on a grid of its own, cubic
 #: up) beyond the source_scale^2 averaging, relative to the face's own grain: measured on
 #: upsampled noisy photos (scale 2 and 2.88), the occluder kept 0.42-0.48 of the face's
-#: (2.2 would match). A little less, as a real face's measured noise includes fine skin
-#: texture and JPEG artefacts that a smooth fabric would not show as strongly.
-_RESHOOT_GRAIN = 1.7
+#: (2.2 would match). Less, as a real face's measured noise includes fine skin texture,
+#: clothing and JPEG artefacts that a smooth fabric would not show as strongly.
+_RESHOOT_GRAIN = 1.5
 
 #: Relative darkening of R, G, B by a shadow on skin (warm shadows).
 _SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)
@@ -92,7 +92,9 @@ def _noise_table(side: int = _NOISE_SIDE) -> np.ndarray:
     if _NOISE_TABLE is None or _NOISE_TABLE.shape[0] < side:
         g = np.random.default_rng(20240611)
         n = g.standard_normal((side, side, 4), dtype=np.float32)
-        _NOISE_TABLE = np.ascontiguousarray(0.9 * n[..., :1] + 0.35 * n[..., 1:])
+        # mostly luma: a JPEG's subsampled chroma keeps little colour noise, and coloured
+        # grain on a pale mask reads as glitter
+        _NOISE_TABLE = np.ascontiguousarray(0.97 * n[..., :1] + 0.15 * n[..., 1:])
     return _NOISE_TABLE
 
 
