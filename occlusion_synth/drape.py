@@ -113,17 +113,34 @@ def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np
     return h, {**info, "_hollow": np.clip(-h, 0, None) * 0.5}
 
 
+_ACROSS, _CHIN, _NOSE = 26.0, 14.0, 4.0
+
+
 def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     """Height (template px) of the fabric's overall form: round across the face, turning
     under the chin, and (for a mask) tented over the nose, so the side facing the light is
     the brighter one and the nose casts its side into shade."""
-    across = -26.0 * ((u - 127.0) * (1 / 62.0)) ** 2
-    chin = -14.0 * np.clip((v - 190.0) * (1 / 35.0), 0, None) ** 2
+    across = -_ACROSS * ((u - 127.0) * (1 / 62.0)) ** 2
+    chin = -_CHIN * np.clip((v - 190.0) * (1 / 35.0), 0, None) ** 2
     h = across + chin
     if nose:
         fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
-        h = h + 4.0 * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2)) * fade
+        h = h + _NOSE * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2)) * fade
     return h.astype(np.float32)
+
+
+def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
+    """1 - the z of the form's normal (0 facing the camera .. 1 edge-on), from its slopes in
+    template coordinates: the warp into the frame (which folds on a turned face) plays no
+    part."""
+    gu = -2.0 * _ACROSS * (u - 127.0) * (1 / 62.0**2)
+    gv = -2.0 * _CHIN * np.clip((v - 190.0) * (1 / 35.0), 0, None) * (1 / 35.0)
+    if nose:
+        bump = _NOSE * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2))
+        fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
+        gu = gu + bump * fade * (-2.0 * (u - 127.0) * (1 / 13.0**2))
+        gv = gv - bump * ((v > 138.0) & (v < 168.0)) * (1 / 30.0)
+    return (1.0 - 1.0 / np.sqrt(1.0 + gu * gu + gv * gv)).astype(np.float32)
 
 
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
@@ -140,8 +157,8 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
         h, info = _pleats(u, v, rng)
     else:
         h, info = _creases(u, v, rng)
-    body = _body(u, v, nose=layer.category != "scarf")
-    h = h + body
+    nose = layer.category != "scarf"
+    h = h + _body(u, v, nose)
     hollow = info.pop("_hollow")
     # template px per frame px, to turn the frame gradient into a slope per template px
     du = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1) * 0.5
@@ -157,9 +174,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     # whatever the light, the fabric turning away from the camera (round the cheeks, under
     # the chin) gets less of the room's light: darker by how far its normal leans away
-    bx = cv2.Sobel(body, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
-    by = cv2.Sobel(body, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
-    shade *= 1.0 - VIEW_GAIN * (1.0 - 1.0 / np.sqrt(1.0 + bx * bx + by * by))
+    shade *= 1.0 - VIEW_GAIN * _body_tilt(u, v, nose)
     box = layer.rgb[y0 : y0 + h_, x0 : x0 + w_]
     a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
     f = np.where(a > 0, shade, 1.0).astype(np.float32)
