@@ -39,6 +39,8 @@ PLEAT_MIDDLE = 0.4
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.4
 HOLLOW_GAIN = 0.2
+#: Largest slope (template px per template px) the light shading takes.
+MAX_SLOPE = 0.9
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
 VIEW_GAIN = 0.6
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
@@ -170,7 +172,10 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     lx, ly = light_dir[0], light_dir[1] - AMBIENT_ABOVE
     norm = max(float(np.hypot(lx, ly)), 1e-6)
     lx, ly = lx / norm, ly / norm
-    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly), -1.2, 1.2)
+    # slopes past MAX_SLOPE are where the warp folds (a profile face), not the fabric
+    big = np.sqrt(hx * hx + hy * hy)
+    cap = np.minimum(1.0, MAX_SLOPE / np.maximum(big, 1e-6))
+    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly) * cap, -1.2, 1.2)
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     # whatever the light, the fabric turning away from the camera (round the cheeks, under
     # the chin) gets less of the room's light: darker by how far its normal leans away
