@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import numpy as np
 
 from .canonical import CANONICAL_SIZE, Landmarks
@@ -35,14 +36,10 @@ FADE_FROM = 0.6
 MIN_REACH = 0.12
 
 
-def _corner(solid: np.ndarray, mid: np.ndarray, u: np.ndarray, n: np.ndarray, band, side):
-    """The mask's outermost solid pixel on ``side`` (+1 along ``u``, -1 against it) among
-    those whose depth along ``n`` (from ``mid``) lies in ``band`` (frame px); or None."""
-    ys, xs = np.nonzero(solid)
-    if len(xs) == 0:
-        return None
-    across = (xs - mid[0]) * u[0] + (ys - mid[1]) * u[1]
-    down = (xs - mid[0]) * n[0] + (ys - mid[1]) * n[1]
+def _corner(xs: np.ndarray, ys: np.ndarray, across: np.ndarray, down: np.ndarray, band, side):
+    """The mask's outermost solid pixel on ``side`` (+1 along the eye line, -1 against it)
+    among those (``xs``, ``ys``; ``across``/``down`` from the eyes' midpoint) whose depth
+    lies in ``band`` (frame px); or None."""
     sel = (down >= band[0]) & (down <= band[1])
     if not sel.any():
         return None
@@ -50,31 +47,36 @@ def _corner(solid: np.ndarray, mid: np.ndarray, u: np.ndarray, n: np.ndarray, ba
     return np.array([xs[sel][k], ys[sel][k]], np.float64)
 
 
-def _cord(path: np.ndarray, width: float) -> tuple[np.ndarray, np.ndarray]:
-    """(coverage, shade) maps of a round cord along ``path`` (N, 2 frame px), fading out
-    over its last part; shade is lit along its middle, dark at its edges."""
-    seg = np.linalg.norm(np.diff(path, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    n = max(int(s[-1] / 0.5), 2)
-    q = np.stack([np.interp(np.linspace(0, s[-1], n), s, path[:, k]) for k in (0, 1)], 1)
+#: Supersampling of the cords' drawing (cv2 lines, anti-aliased, then area-averaged).
+_SS = 4
+
+
+def _cord(path: np.ndarray, width: float, cover: np.ndarray, shade: np.ndarray) -> None:
+    """Draw a round cord along ``path`` (N, 2 frame px) into ``cover`` (coverage, max) and
+    ``shade`` (lit along its middle, dark at its edges), in place; it fades out over its
+    last part (``FADE_FROM``), passing behind the ear."""
     r = width / 2
-    x0, y0 = np.maximum(np.floor(q.min(0) - r - 2), 0).astype(int)
-    x1, y1 = np.minimum(np.ceil(q.max(0) + r + 2), S).astype(int)
-    cov = np.zeros((S, S), np.float32)
-    shade = np.ones((S, S), np.float32)
+    x0, y0 = np.maximum(np.floor(path.min(0) - r - 2), 0).astype(int)
+    x1, y1 = np.minimum(np.ceil(path.max(0) + r + 2), S).astype(int)
     if x1 <= x0 or y1 <= y0:
-        return cov, shade
-    gy, gx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    d2 = (gx[..., None] - q[:, 0]) ** 2 + (gy[..., None] - q[:, 1]) ** 2
-    k = d2.argmin(-1)
-    d = np.sqrt(np.take_along_axis(d2, k[..., None], -1)[..., 0])
-    along = k / (n - 1)
-    c = np.clip(r - d + 0.5, 0.0, 1.0)
-    c *= np.clip((1.0 - along) / (1.0 - FADE_FROM), 0.0, 1.0) ** 1.5
-    cov[y0:y1, x0:x1] = c
-    rr = np.clip(d / max(r, 1e-3), 0.0, 1.0)
-    shade[y0:y1, x0:x1] = 0.72 + 0.33 * np.sqrt(1.0 - rr * rr)
-    return cov, shade
+        return
+    h, w = (y1 - y0) * _SS, (x1 - x0) * _SS
+    full = np.zeros((h, w), np.float32)
+    core = np.zeros((h, w), np.float32)
+    pts = np.rint((path - [x0 - 0.5, y0 - 0.5]) * _SS - 0.5).astype(np.int32)
+    n = len(pts) - 1
+    for k in range(n):  # each piece as strong as the cord still is there
+        t = (k + 0.5) / n
+        a = float(np.clip((1.0 - t) / (1.0 - FADE_FROM), 0.0, 1.0) ** 1.5)
+        seg = pts[k : k + 2].reshape(-1, 1, 2)
+        cv2.polylines(full, [seg], False, a, max(int(round(width * _SS)), 1), cv2.LINE_AA)
+        cv2.polylines(core, [seg], False, a, max(int(round(width * _SS * 0.45)), 1), cv2.LINE_AA)
+    size = (x1 - x0, y1 - y0)
+    c = cv2.resize(full, size, interpolation=cv2.INTER_AREA)
+    lit = cv2.resize(core, size, interpolation=cv2.INTER_AREA) / np.maximum(c, 1e-6)
+    box = (slice(y0, y1), slice(x0, x1))
+    shade[box] = np.where(c > cover[box], 0.75 + 0.3 * np.clip(lit, 0.0, 1.0), shade[box])
+    cover[box] = np.maximum(cover[box], c)
 
 
 def add_ear_loops(layer: Layer, lm: Landmarks, keep: np.ndarray | None = None) -> None:
@@ -82,17 +84,19 @@ def add_ear_loops(layer: Layer, lm: Landmarks, keep: np.ndarray | None = None) -
     colour a little lighter; ``keep`` (HxW, 1 visible .. 0 hidden by the head) hides the far
     side's. Records ``layer.params["ear_loops"]`` (the sides that got them)."""
     solid = layer.alpha > 0.5
-    if not solid.any():
+    ys, xs = np.nonzero(solid)
+    if len(xs) == 0:
         return
     iod = max(lm.inter_ocular, 1e-3)
     u = np.array([np.cos(lm.roll), np.sin(lm.roll)])
     n = np.array([-u[1], u[0]])
     mid = (lm["left_eye"] + lm["right_eye"]) / 2
-    down = (np.nonzero(solid)[1] - mid[0]) * n[0] + (np.nonzero(solid)[0] - mid[1]) * n[1]
+    across = (xs - mid[0]) * u[0] + (ys - mid[1]) * u[1]
+    down = (xs - mid[0]) * n[0] + (ys - mid[1]) * n[1]
     top, bottom = float(down.min()), float(down.max())
     h = max(bottom - top, 1.0)
     bands = ((top, top + 0.22 * h), (top + 0.5 * h, top + 0.72 * h))
-    colour = np.median(layer.rgb[solid], axis=0)
+    colour = np.median(layer.rgb[ys[::7], xs[::7]], axis=0)
     colour = np.clip(colour + 0.15 * (1.0 - colour), 0.0, 1.0).astype(np.float32)
     cover = np.zeros((S, S), np.float32)
     shade = np.ones((S, S), np.float32)
@@ -100,30 +104,33 @@ def add_ear_loops(layer: Layer, lm: Landmarks, keep: np.ndarray | None = None) -
     for side, name in ((-1.0, "left"), (1.0, "right")):
         drawn = False
         for band, depth in zip(bands, EAR_DEPTH, strict=True):
-            p0 = _corner(solid, mid, u, n, band, side)
+            p0 = _corner(xs, ys, across, down, band, side)
             ear = mid + side * EAR_HALF_WIDTH * iod * u + depth * iod * n
             if p0 is None or float(np.linalg.norm(ear - p0)) < MIN_REACH * iod:
                 continue
             bend = (p0 + ear) / 2 + side * 0.05 * iod * u  # bowed out round the cheek
             t = np.linspace(0.0, 1.0, 12)[:, None]
             path = (1 - t) ** 2 * p0 + 2 * (1 - t) * t * bend + t**2 * ear
-            c, sh = _cord(path, CORD_IOD * iod)
-            shade = np.where(c > cover, sh, shade)
-            cover = np.maximum(cover, c)
+            _cord(path, CORD_IOD * iod, cover, shade)
             drawn = True
         if drawn:
             sides.append(name)
-    if keep is not None:
-        cover *= keep
-    under = cover * (1.0 - layer.alpha)
+    x, y, w, h_ = cv2.boundingRect(cv2.compare(cover, 0.0, cv2.CMP_GT))
+    if w == 0 or h_ == 0:
+        return
+    box = (slice(y, y + h_), slice(x, x + w))
+    c = cover[box] * (keep[box] if keep is not None else 1.0)
+    al = layer.alpha[box]
+    under = c * (1.0 - al)
     if not (under > 0).any():
         return
-    a = layer.alpha + under
-    cord = colour[None, None, :] * shade[..., None]
-    rgb = (layer.rgb * layer.alpha[..., None] + cord * under[..., None]) / np.maximum(a, 1e-6)[
-        ..., None
-    ]
-    layer.rgb = np.where(under[..., None] > 0, rgb, layer.rgb).astype(np.float32)
-    layer.alpha = np.minimum(a, 1.0).astype(np.float32)
+    a = al + under
+    cord = colour[None, None, :] * shade[box][..., None]
+    rgb = layer.rgb[box]
+    mixed = (rgb * al[..., None] + cord * under[..., None]) / np.maximum(a, 1e-6)[..., None]
+    layer.rgb = layer.rgb.copy()
+    layer.rgb[box] = np.where(under[..., None] > 0, mixed, rgb)
+    layer.alpha = layer.alpha.copy()
+    layer.alpha[box] = np.minimum(a, 1.0)
     params: dict[str, Any] = {"sides": sides, "width_px": round(CORD_IOD * iod, 2)}
     layer.params["ear_loops"] = params
