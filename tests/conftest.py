@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -83,3 +84,14 @@ def demo_build_options() -> Callable[..., BuildOptions]:
         return BuildOptions(**base)
 
     return options
+
+
+@pytest.fixture(scope="session")
+def dataset_hashes() -> Callable[[Path], dict[str, str]]:
+    """``dataset_hashes(root)``: sha256 of every shard and of the manifest of a local build."""
+
+    def hashes(root: Path) -> dict[str, str]:
+        files = sorted((root / "shards").glob("*.tar")) + [root / "manifest.parquet"]
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+    return hashes

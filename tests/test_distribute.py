@@ -7,7 +7,6 @@ they are skipped when Ray is not installed.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import signal
@@ -15,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -33,18 +34,10 @@ REPO = Path(__file__).resolve().parents[1]
 N, SEED = 16, 3
 
 
-def hashes(root: Path) -> dict[str, str]:
-    """sha256 of every shard and of the manifest."""
-    files = sorted((root / "shards").glob("*.tar")) + [root / "manifest.parquet"]
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
-def _options(out: Path, cache: Path, **kw) -> BuildOptions:
-    base = dict(
-        faces="demo", n=N, seed=SEED, out=out, workers=2, shard_size=4, landmark_cache=str(cache)
-    )
-    base.update(kw)
-    return BuildOptions(**base)
+@pytest.fixture(scope="module")
+def options(demo_build_options) -> Callable[..., BuildOptions]:
+    """``options(out, cache, **kw)``: build options for the N demo samples of this module."""
+    return partial(demo_build_options, n=N, seed=SEED, workers=2)
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +46,10 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def local(tmp_path_factory, cache) -> Path:
+def local(tmp_path_factory, cache, options) -> Path:
     """The reference: a local build with two worker processes."""
     out = tmp_path_factory.mktemp("local") / "out"
-    run_build(_options(out, cache), progress=False)
+    run_build(options(out, cache), progress=False)
     return out
 
 
@@ -117,17 +110,21 @@ def test_an_unreachable_cluster_is_one_line(tmp_path):
     assert not (tmp_path / "o").exists()
 
 
-def test_ray_build_is_byte_identical_to_a_local_build(ray_runtime, tmp_path, local, cache):
+def test_ray_build_is_byte_identical_to_a_local_build(
+    ray_runtime, tmp_path, local, cache, options, dataset_hashes
+):
     out = tmp_path / "ray"
-    result = run_build(_options(out, cache, distributor="ray"), progress=False)
+    result = run_build(options(out, cache, distributor="ray"), progress=False)
     assert result.produced == N
-    assert hashes(out) == hashes(local)
+    assert dataset_hashes(out) == dataset_hashes(local)
     assert (out / "rejects.csv").read_bytes() == (local / "rejects.csv").read_bytes()
     assert ray_runtime.is_initialized()  # a runtime the caller started is left running
     assert verify_dataset(out).ok
 
 
-def test_an_interrupted_local_build_resumes_with_ray(ray_runtime, tmp_path, local, cache):
+def test_an_interrupted_local_build_resumes_with_ray(
+    ray_runtime, tmp_path, local, cache, options, dataset_hashes
+):
     out = tmp_path / "mixed"
     made = []
 
@@ -138,22 +135,24 @@ def test_an_interrupted_local_build_resumes_with_ray(ray_runtime, tmp_path, loca
         return make_sample(*args, **kw)
 
     with pytest.raises(BuildInterrupted, match="3 shard"):
-        run_build(_options(out, cache, workers=1), make=make, progress=False)
-    result = run_build(_options(out, cache, distributor="ray", resume=True), progress=False)
+        run_build(options(out, cache, workers=1), make=make, progress=False)
+    result = run_build(options(out, cache, distributor="ray", resume=True), progress=False)
     assert result.kept_shards == 3 and result.produced == N - 12
-    assert hashes(out) == hashes(local)
+    assert dataset_hashes(out) == dataset_hashes(local)
 
 
-def test_partitions_by_ray_and_local_merge_to_the_local_build(ray_runtime, tmp_path, local, cache):
+def test_partitions_by_ray_and_local_merge_to_the_local_build(
+    ray_runtime, tmp_path, local, cache, options, dataset_hashes
+):
     out = tmp_path / "parts"
-    run_build(_options(out, cache, distributor="ray", partition=Partition(1, 2)), progress=False)
+    run_build(options(out, cache, distributor="ray", partition=Partition(1, 2)), progress=False)
     shard = out / "shards" / "val-000001.tar"  # a Ray worker died while writing this one
     shard.unlink()
     (out / "shards" / "val-000001.tar.tmp").write_bytes(b"partial")
-    run_build(_options(out, cache, partition=Partition(0, 2)), progress=False)
-    run_build(_options(out, cache, partition=Partition(1, 2), resume=True), progress=False)
+    run_build(options(out, cache, partition=Partition(0, 2)), progress=False)
+    run_build(options(out, cache, partition=Partition(1, 2), resume=True), progress=False)
     assert CliRunner().invoke(main, ["merge", str(out)]).exit_code == 0
-    assert hashes(out) == hashes(local)
+    assert dataset_hashes(out) == dataset_hashes(local)
 
 
 def _cli(*args: str) -> list[str]:
@@ -162,7 +161,7 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_killed_ray_driver_resumes(ray_runtime, tmp_path, local, cache):
+def test_a_killed_ray_driver_resumes(ray_runtime, tmp_path, local, cache, options, dataset_hashes):
     """The driver (with its private Ray runtime) is killed once a shard is written; --resume
     keeps the complete shards and ends with the local build's bytes."""
     out = tmp_path / "killed"
@@ -185,9 +184,9 @@ def test_a_killed_ray_driver_resumes(ray_runtime, tmp_path, local, cache):
         _wait_for_session(proc.pid)  # its Ray workers (own process groups) stop by themselves
     killed = len(list((out / "shards").glob("*.tar")))
     assert killed >= 1, (tmp_path / "log").read_text()
-    result = run_build(_options(out, cache, distributor="ray", resume=True), progress=False)
+    result = run_build(options(out, cache, distributor="ray", resume=True), progress=False)
     assert result.kept_shards >= 1
-    assert hashes(out) == hashes(local)
+    assert dataset_hashes(out) == dataset_hashes(local)
     shutil.rmtree(out)
 
 

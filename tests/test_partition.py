@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -24,22 +26,14 @@ from occlusion_synth.verify import verify_dataset
 N, SEED = 16, 3
 
 
-def _options(out: Path, cache: Path, **kw) -> BuildOptions:
-    base = dict(
-        faces="demo", n=N, seed=SEED, out=out, workers=1, shard_size=4, landmark_cache=str(cache)
-    )
-    base.update(kw)
-    return BuildOptions(**base)
-
-
-def hashes(root: Path) -> dict[str, str]:
-    """sha256 of every shard and of the manifest."""
-    files = sorted((root / "shards").glob("*.tar")) + [root / "manifest.parquet"]
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
-
-
 def _merge(out: Path):
     return CliRunner().invoke(main, ["merge", str(out)])
+
+
+@pytest.fixture(scope="module")
+def options(demo_build_options) -> Callable[..., BuildOptions]:
+    """``options(out, cache, **kw)``: build options for the N demo samples of this module."""
+    return partial(demo_build_options, n=N, seed=SEED)
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +42,17 @@ def cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def single(tmp_path_factory, cache) -> Path:
+def single(tmp_path_factory, cache, options) -> Path:
     out = tmp_path_factory.mktemp("single") / "out"
-    run_build(_options(out, cache), progress=False)
+    run_build(options(out, cache), progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def half(tmp_path_factory, cache) -> Path:
+def half(tmp_path_factory, cache, options) -> Path:
     """Partition 0/2 alone, finished."""
     out = tmp_path_factory.mktemp("half") / "out"
-    run_build(_options(out, cache, partition=Partition(0, 2)), progress=False)
+    run_build(options(out, cache, partition=Partition(0, 2)), progress=False)
     return out
 
 
@@ -72,16 +66,18 @@ def test_partition_selects_every_kth_shard():
         Partition.parse("one of two")
 
 
-def test_partitions_merged_equal_a_single_build(tmp_path, half, single, cache):
+def test_partitions_merged_equal_a_single_build(
+    tmp_path, half, single, cache, options, dataset_hashes
+):
     out = shutil.copytree(half, tmp_path / "out")
     assert not (out / "manifest.parquet").exists()
     assert len(list((out / "shards").glob("*.tar"))) == 3  # shards 0, 2, 4 of 6
-    result = run_build(_options(out, cache, partition=Partition(1, 2)), progress=False)
+    result = run_build(options(out, cache, partition=Partition(1, 2)), progress=False)
     assert result.samples == 4 and result.produced == 4  # train-000001 and val-/test-000001
     merged = _merge(out)
     assert merged.exit_code == 0, merged.output
     assert "merged 6 shard(s): 16 samples (train 6, val 5, test 5)" in merged.output
-    assert hashes(out) == hashes(single)
+    assert dataset_hashes(out) == dataset_hashes(single)
     assert (out / "rejects.csv").read_bytes() == (single / "rejects.csv").read_bytes()
     assert not (out / ".partial").exists() and verify_dataset(out).ok
     card, ref = shards.read_dataset_card(out), shards.read_dataset_card(single)
@@ -99,11 +95,11 @@ def test_merge_refuses_a_missing_partition(half):
     ]
 
 
-def test_merge_refuses_a_partition_built_with_other_options(tmp_path, half, cache):
+def test_merge_refuses_a_partition_built_with_otheroptions(tmp_path, half, cache, options):
     out = shutil.copytree(half, tmp_path / "out")
     with pytest.raises(UserError, match=r"partition 0/2 .* other options \(--seed 3 -> 4\)"):
-        run_build(_options(out, cache, seed=4, partition=Partition(1, 2)), progress=False)
-    run_build(_options(out, cache, partition=Partition(1, 2)), progress=False)
+        run_build(options(out, cache, seed=4, partition=Partition(1, 2)), progress=False)
+    run_build(options(out, cache, partition=Partition(1, 2)), progress=False)
     record = out / ".partial" / "partition-1-of-2.json"
     data = json.loads(record.read_text())
     data["plan"]["max_occluders"] = 2  # as if built with --max-occluders 2 elsewhere
@@ -116,7 +112,7 @@ def test_merge_refuses_a_partition_built_with_other_options(tmp_path, half, cach
     assert not (out / "manifest.parquet").exists()
 
 
-def test_merge_refuses_an_unfinished_partition_and_other_counts(tmp_path, half, cache):
+def test_merge_refuses_an_unfinished_partition_and_other_counts(tmp_path, half, cache, options):
     out = shutil.copytree(half, tmp_path / "out")
     done = []
 
@@ -127,27 +123,29 @@ def test_merge_refuses_an_unfinished_partition_and_other_counts(tmp_path, half, 
         return make_sample(*args, **kw)
 
     with pytest.raises(BuildInterrupted):
-        run_build(_options(out, cache, partition=Partition(1, 2)), make=make, progress=False)
+        run_build(options(out, cache, partition=Partition(1, 2)), make=make, progress=False)
     result = _merge(out)
     assert result.exit_code == 2 and "partition 1/2 has not finished" in result.output
     assert "--partition 1/2 --resume" in result.output
     with pytest.raises(UserError, match="another split into 2"):
-        run_build(_options(out, cache, partition=Partition(0, 3)), progress=False)
+        run_build(options(out, cache, partition=Partition(0, 3)), progress=False)
 
 
-def test_a_partition_refuses_a_single_build_with_other_options(tmp_path, cache):
+def test_a_partition_refuses_a_single_build_with_otheroptions(tmp_path, cache, options):
     out = tmp_path / "out"
 
     def make(*args, **kw):  # a single build, interrupted at once
         raise KeyboardInterrupt
 
     with pytest.raises(BuildInterrupted):
-        run_build(_options(out, cache), make=make, progress=False)
+        run_build(options(out, cache), make=make, progress=False)
     with pytest.raises(UserError, match=r"holds a build with other options \(--seed 3 -> 4\)"):
-        run_build(_options(out, cache, seed=4, partition=Partition(0, 2)), progress=False)
+        run_build(options(out, cache, seed=4, partition=Partition(0, 2)), progress=False)
 
 
-def test_a_partition_touches_only_its_own_shards(tmp_path, half, single, cache):
+def test_a_partition_touches_only_its_own_shards(
+    tmp_path, half, single, cache, options, dataset_hashes
+):
     out = shutil.copytree(half, tmp_path / "out")
     shard_dir = out / "shards"
     # Leftovers of partition 1/2 killed mid-write: a temporary tar, a tar without its part.
@@ -156,7 +154,7 @@ def test_a_partition_touches_only_its_own_shards(tmp_path, half, single, cache):
     # Partition 0/2 killed after writing a part but before renaming its tar.
     (shard_dir / "test-000000.tar").unlink()
     before = {p.name: p.read_bytes() for p in shard_dir.iterdir() if "000001" in p.name}
-    result = run_build(_options(out, cache, partition=Partition(0, 2), resume=True), progress=False)
+    result = run_build(options(out, cache, partition=Partition(0, 2), resume=True), progress=False)
     assert result.produced == 4 and result.kept_shards == 2  # test-000000 made again
     after = {p.name: p.read_bytes() for p in shard_dir.iterdir() if "000001" in p.name}
     assert after == before  # partition 1/2's files untouched
@@ -164,44 +162,44 @@ def test_a_partition_touches_only_its_own_shards(tmp_path, half, single, cache):
         single / "shards" / "test-000000.tar"
     ).read_bytes()
     # Partition 1/2 resumes over its own leftovers; the merge is the single build.
-    run_build(_options(out, cache, partition=Partition(1, 2), resume=True), progress=False)
+    run_build(options(out, cache, partition=Partition(1, 2), resume=True), progress=False)
     assert not list(shard_dir.glob("*.tmp"))
     assert _merge(out).exit_code == 0
-    assert hashes(out) == hashes(single)
+    assert dataset_hashes(out) == dataset_hashes(single)
 
 
-def test_a_started_partition_needs_resume(half, cache):
+def test_a_started_partition_needs_resume(half, cache, options):
     with pytest.raises(UserError, match=r"partition 0/2 was already started .* add --resume"):
-        run_build(_options(half, cache, partition=Partition(0, 2)), progress=False)
-    result = run_build(
-        _options(half, cache, partition=Partition(0, 2), resume=True), progress=False
-    )
+        run_build(options(half, cache, partition=Partition(0, 2)), progress=False)
+    result = run_build(options(half, cache, partition=Partition(0, 2), resume=True), progress=False)
     assert result.produced == 0
 
 
-def test_partitions_into_a_url_merge_to_the_single_build(tmp_path, single, cache, monkeypatch):
+def test_partitions_into_a_url_merge_to_the_single_build(
+    tmp_path, single, cache, monkeypatch, options, dataset_hashes
+):
     fsspec = pytest.importorskip("fsspec")
     monkeypatch.setenv("OCCSYNTH_STAGING", str(tmp_path / "staging"))
     url = "memory://occsynth-test-partitions/out"
     try:
         for i in (1, 0):
-            run_build(_options(url, cache, partition=Partition(i, 2)), progress=False)
+            run_build(options(url, cache, partition=Partition(i, 2)), progress=False)
         assert _merge(url).exit_code == 0
         fs = fsspec.filesystem("memory")
         files = [p for p in fs.find(url) if p.endswith((".tar", "manifest.parquet"))]
         got = {p.rsplit("/", 1)[-1]: hashlib.sha256(fs.cat_file(p)).hexdigest() for p in files}
-        assert got == hashes(single)
+        assert got == dataset_hashes(single)
         assert not fs.exists(f"{url}/.partial")
     finally:
         fsspec.filesystem("memory").rm("memory://occsynth-test-partitions", recursive=True)
 
 
-def test_overwrite_redoes_only_the_partition(tmp_path, half, single, cache):
+def test_overwrite_redoes_only_the_partition(tmp_path, half, single, cache, options):
     out = shutil.copytree(half, tmp_path / "out")
     other = out / "shards" / "train-000001.tar"  # as if partition 1/2 had written it
     other.write_bytes(b"partition 1's")
     result = run_build(
-        _options(out, cache, partition=Partition(0, 2), overwrite=True), progress=False
+        options(out, cache, partition=Partition(0, 2), overwrite=True), progress=False
     )
     assert result.produced == 12 and result.kept_shards == 0
     assert other.read_bytes() == b"partition 1's"
