@@ -107,18 +107,22 @@ def checkpoint_kind(ckpt: dict[str, Any]) -> str:
 
 
 def load_checkpoint(
-    path: str | Path, map_location: str | torch.device = "cpu", kind: str | None = "fdsgan"
+    path: str | Path,
+    map_location: str | torch.device = "cpu",
+    kind: str | None = "fdsgan",
+    mmap: bool = False,
 ) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; a bad file is a one-line error.
 
     ``kind``: the kind wanted (``fdsgan``, ``segmenter``; None: either); another kind is a
-    one-line error naming the option that takes it.
+    one-line error naming the option that takes it. ``mmap``: map the tensors' storage
+    instead of reading it (to look at a checkpoint without loading its weights).
     """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except Exception as exc:  # noqa: BLE001 - corrupt or foreign files end the same way
         raise UserError(f"cannot read checkpoint {path}: {_why_unreadable(path, exc)}") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:

@@ -90,7 +90,7 @@ def eval_main(
     require_torch("fdsgan-eval", ("torch",))
     from .checkpoint import checkpoint_kind, load_checkpoint
 
-    if checkpoint_kind(load_checkpoint(checkpoint, kind=None)) == "segmenter":
+    if checkpoint_kind(load_checkpoint(checkpoint, kind=None, mmap=True)) == "segmenter":
         from .segment_eval import evaluate_segmenter
 
         scored = evaluate_segmenter(checkpoint, data, out, split, real, limit, device, batch_size)
