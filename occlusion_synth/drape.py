@@ -34,11 +34,11 @@ RIGID = ("n95", "kn95")
 
 #: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
 #: rising to all of it at the bound sides.
-PLEAT_MIDDLE = 0.4
+PLEAT_MIDDLE = 0.75
 
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.4
-HOLLOW_GAIN = 0.2
+HOLLOW_GAIN = 0.3
 #: Largest slope (template px per template px) the light shading takes.
 MAX_SLOPE = 0.9
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
@@ -56,7 +56,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
     sag = float(rng.uniform(2.5, 7.0))
     pinch = float(rng.uniform(0.25, 0.45))
     tilt = float(rng.uniform(-2.0, 2.0))
-    depth = float(rng.uniform(0.2, 0.45))
+    depth = float(rng.uniform(0.55, 1.0))
     phase = float(rng.uniform(0, 2 * np.pi))
     ax = np.clip(np.abs(u - 127.0) * (1 / 62.0), 0, 1)
     ax2 = ax * ax

@@ -73,10 +73,51 @@ def estimate_yaw(lm: Landmarks) -> float:
 def _nose_offset(lm: Landmarks) -> float:
     """The nose tip's offset along the eye line from the eyes' midpoint, in inter-ocular
     units, relative to the mean shape's (0 for a frontal face)."""
-    d = lm["right_eye"] - lm["left_eye"]
+    return _points_offset(lm["left_eye"], lm["right_eye"], lm["nose_tip"])
+
+
+def _points_offset(left_eye, right_eye, nose_tip) -> float:
+    """``_nose_offset`` of three points (any coordinates)."""
+    left, right, nose = (np.asarray(p, np.float64) for p in (left_eye, right_eye, nose_tip))
+    d = right - left
     iod = max(float(np.linalg.norm(d)), 1e-6)
-    mid = (lm["left_eye"] + lm["right_eye"]) / 2
-    return float(np.dot(lm["nose_tip"] - mid, d / iod)) / iod - _MEAN_YAW
+    return float(np.dot(nose - (left + right) / 2, d / iod)) / iod - _MEAN_YAW
+
+
+#: The mean face's mouth width in inter-ocular units (a nose offset along the mouth line,
+#: in mouth widths, times this is one in IODs).
+_MOUTH_PER_IOD = float(
+    np.linalg.norm(np.subtract(MEAN_SHAPE["mouth_right"], MEAN_SHAPE["mouth_left"]))
+    / np.linalg.norm(np.subtract(MEAN_SHAPE["right_eye"], MEAN_SHAPE["left_eye"]))
+)
+
+#: Largest difference of yaw (``estimate_yaw`` units) between the face a harvested
+#: face-worn occluder was cut from and the face it goes on: beyond it the warp folds the
+#: cut-out (a mask photographed from the front does not wrap a profile).
+MAX_POSE_GAP = 0.35
+
+
+def source_yaw(occ: Occluder) -> float | None:
+    """``estimate_yaw`` of the face a harvested face-worn occluder was cut from (from its
+    anchors; 0, frontal, when it has no eye and nose anchors), or None for a drawn one."""
+    pts = occ.anchors.points
+    if occ.harvest is None or occ.placement.rule != "face_warp":
+        return None
+    for pair, unit in (("eye", 1.0), ("mouth", _MOUTH_PER_IOD)):  # eyes, else mouth corners
+        left, right = (
+            (f"left_{pair}", f"right_{pair}") if pair == "eye" else ("mouth_left", "mouth_right")
+        )
+        if {left, right, "nose_tip"} <= pts.keys():
+            offset = _points_offset(pts[left], pts[right], pts["nose_tip"]) * unit
+            return float(np.clip(offset * 2.5, -1.0, 1.0))
+    return 0.0
+
+
+def pose_fits(occ: Occluder, lm: Landmarks) -> bool:
+    """Whether ``occ`` can be warped onto the face of ``lm``: always for a drawn occluder,
+    and for a harvested face-worn one when the two faces are turned alike (``MAX_POSE_GAP``)."""
+    yaw = source_yaw(occ)
+    return yaw is None or abs(estimate_yaw(lm) - yaw) <= MAX_POSE_GAP
 
 
 def outline_region(alpha: np.ndarray, threshold: float = 0.02) -> np.ndarray:

@@ -29,6 +29,7 @@ import functools
 import re
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -420,10 +421,12 @@ def _choose_categories(
     rng: np.random.Generator,
     options: SampleOptions,
     stratum: float | None = None,
+    fits: Callable[[Occluder], bool] | None = None,
 ) -> list[Occluder]:
     """Draw 1..max compatible occluders (``Occluder`` objects) from the library.
 
-    ``stratum`` (see ``category_stratum``) picks the first occluder's category when given.
+    ``stratum`` (see ``category_stratum``) picks the first occluder's category when given;
+    ``fits`` limits the variants (``OccluderLibrary.choose``).
     """
     weights = options.category_weights
     if weights is None:
@@ -437,7 +440,7 @@ def _choose_categories(
         }
         if not allowed:
             break
-        chosen.append(library.choose(rng, allowed, u=stratum if not chosen else None))
+        chosen.append(library.choose(rng, allowed, stratum if not chosen else None, fits))
     return chosen
 
 
@@ -449,9 +452,12 @@ def _draw_layers(
     stats: FaceStats,
     stratum: float | None = None,
 ) -> tuple[list[Occluder], list[Layer], list[dict[str, Any]]]:
-    from occlusion_synth.placement import far_side_keep, place
+    from occlusion_synth.placement import far_side_keep, place, pose_fits
 
-    occluders = _choose_categories(library, rng, options, stratum)
+    def fits(occ: Occluder) -> bool:  # a harvested mask goes on a face turned like its own
+        return pose_fits(occ, face.landmarks)
+
+    occluders = _choose_categories(library, rng, options, stratum, fits)
     occluders.sort(key=lambda o: o.traits.depth)  # stable
     layers, extra = [], []
     for occ in occluders:

@@ -27,7 +27,8 @@ from occlusion_synth.occluders import harmonise, matting
 from occlusion_synth.occluders.harmonise import DEFAULT_STRENGTH
 from occlusion_synth.occluders.harvest import harvest
 from occlusion_synth.occluders.library import OccluderLibrary, load_occluder
-from occlusion_synth.placement import place
+from occlusion_synth.occluders.schema import Anchors
+from occlusion_synth.placement import place, pose_fits, source_yaw
 from occlusion_synth.sample import SampleOptions, harmonise_harvested, make_sample
 from occlusion_synth.verify import verify_dataset
 
@@ -534,3 +535,42 @@ def test_a_harvested_mask_in_a_sample_gets_ear_loops(harvested, faces) -> None:
     loops = s.meta["occluders"][0]["params"]["ear_loops"]
     assert loops["sides"] and loops["width_px"] > 1.0
     assert np.array_equal((s.input != s.target).any(axis=2), s.mask == 255)
+
+
+# ------------------------------------------------------------------ pose matching
+
+
+def _turned(occ, dx: float):
+    """``occ`` with its source face's nose tip moved ``dx`` inter-ocular distances across."""
+    pts = dict(occ.anchors.points)
+    iod = float(np.linalg.norm(np.subtract(pts["right_eye"], pts["left_eye"])))
+    x, y = pts["nose_tip"]
+    pts["nose_tip"] = (x + dx * iod, y)
+    return dataclasses.replace(occ, name=f"{occ.name}_turned", anchors=Anchors(pts), cache={})
+
+
+def test_source_yaw_reads_the_harvested_face_pose(harvested) -> None:
+    occ = load_occluder(harvested[1])
+    frontal = source_yaw(occ)
+    assert frontal is not None and abs(frontal) < 0.2
+    assert source_yaw(_turned(occ, 0.2)) > frontal + 0.4
+    assert source_yaw(_turned(occ, -0.2)) < frontal - 0.4
+    assert source_yaw(_drawn("medical_mask")) is None
+
+
+def test_a_harvested_mask_goes_only_on_a_face_turned_like_its_own(harvested, faces) -> None:
+    occ = load_occluder(harvested[1])
+    lm = faces[0].landmarks
+    assert pose_fits(occ, lm) and pose_fits(_drawn("medical_mask"), lm)
+    turned = _turned(occ, 0.3)
+    assert not pose_fits(turned, lm)
+    library = OccluderLibrary([turned, occ])
+    picks = {
+        library.choose(
+            np.random.default_rng(s), {"medical_mask": 1.0}, fits=lambda o: pose_fits(o, lm)
+        ).name
+        for s in range(20)
+    }
+    assert picks == {occ.name}
+    only_turned = OccluderLibrary([turned])  # nothing fits: the category is still drawn from
+    assert only_turned.choose(np.random.default_rng(0), {"medical_mask": 1.0}, fits=lambda o: False)

@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,13 +183,18 @@ class OccluderLibrary:
         return self._by_cat[category]
 
     def choose(
-        self, rng: np.random.Generator, weights: dict[str, float], u: float | None = None
+        self,
+        rng: np.random.Generator,
+        weights: dict[str, float],
+        u: float | None = None,
+        fits: Callable[[Occluder], bool] | None = None,
     ) -> Occluder:
         """Pick a category with probability proportional to ``weights``, then a variant.
 
         ``u`` in [0, 1), when given, picks the category instead of ``rng`` (inverse of the
         cumulative weights): a build passes a low-discrepancy sequence so that category
-        counts follow the weights closely at any ``--n``.
+        counts follow the weights closely at any ``--n``. ``fits``, when given, keeps only
+        the variants it accepts (all of them when it accepts none).
         """
         cats = [c for c, w in weights.items() if w > 0]
         if not cats:
@@ -200,6 +206,8 @@ class OccluderLibrary:
             edges = np.cumsum(w / w.sum())
             cat = cats[min(int(np.searchsorted(edges, u, side="right")), len(cats) - 1)]
         variants = self.by_category(cat)
+        if fits is not None:
+            variants = [v for v in variants if fits(v)] or variants
         return variants[int(rng.integers(len(variants)))]
 
 

@@ -183,8 +183,8 @@ def _medical(seed: int, color: str, loop: str) -> Drawn:
     body = cv.poly(outline)
     # the pleats are folded per sample (``drape``: their count, spacing and sag vary, lit by
     # the face's light); the asset carries the fabric, its soft wrinkles and the bound edges
-    shade = cv.cylinder((127 - t.x0) * t.k, 66 * t.k, 0.7) * cv.noise(1.2, 0.03)
-    shade = shade * cv.noise(18, 0.05)  # soft wrinkles
+    shade = cv.cylinder((127 - t.x0) * t.k, 66 * t.k, 0.7) * cv.noise(1.2, 0.012)
+    shade = shade * cv.noise(18, 0.02)  # soft wrinkles
     shade = shade * cv.vgrad(t((0, 130))[0, 1], t((0, 238))[0, 1], 1.06, 0.88)
     cv.paint(body, _fabric_light(rgb(color), shade.astype(np.float32)))
     cv.paint(cv.polyline(outline, 7, closed=True) * body, rgb(color) * 0.93)  # bound edge
@@ -315,7 +315,7 @@ def _nonwoven(cv: Canvas) -> np.ndarray:
         q0, q1 = np.round(p).astype(int), np.round(p + d).astype(int)
         cv2.line(fibres, (int(q0[0]), int(q0[1])), (int(q1[0]), int(q1[1])), 1.0, 1, cv2.LINE_AA)
     fibres = cv2.GaussianBlur(fibres, (0, 0), 0.6)
-    speckle = cv.noise(0.6, 0.03) * cv.noise(1.6, 0.035)  # survives the downscale to a face
+    speckle = cv.noise(0.6, 0.012) * cv.noise(1.6, 0.015)  # faint: grain comes from the photo
     return speckle * cv.noise(5.0, 0.015) * (1 - 0.08 * np.clip(fibres, 0, 1))
 
 
