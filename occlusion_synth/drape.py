@@ -6,7 +6,7 @@ coordinates, so it bends with the warped fabric (round the chin, over the nose, 
 on the far side of a turned face), and shades the layer by its slope towards the face's
 light (``realism.FaceStats.light_dir``) plus a little occlusion in its hollows:
 
-- **pleats** (medical masks): 2-4 folds, each a lit lip over a shadowed step, sagging in
+- **pleats** (medical masks): 2-3 folds, each a lit lip over a shadowed step, sagging in
   the middle and pinched together towards the bound side edges; their number, spacing,
   sag, tilt and depth are drawn per sample, so no two masks repeat exactly.
 - **form** (all): the fabric rounds across the face and under the chin, and a mask is
@@ -34,7 +34,7 @@ RIGID = ("n95", "kn95")
 
 #: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
 #: rising to all of it at the bound sides.
-PLEAT_MIDDLE = 0.75
+PLEAT_MIDDLE = 0.6
 
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.4
@@ -50,13 +50,13 @@ AMBIENT_ABOVE = 0.5
 
 def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """Height field (template px) of a pleated mask's folds, and the draws."""
-    n = int(rng.integers(2, 5))
+    n = int(rng.integers(2, 4))
     top, bottom = float(rng.uniform(150, 158)), float(rng.uniform(196, 206))
     jit = rng.uniform(-1.5, 1.5, 4)
     sag = float(rng.uniform(2.5, 7.0))
     pinch = float(rng.uniform(0.25, 0.45))
     tilt = float(rng.uniform(-2.0, 2.0))
-    depth = float(rng.uniform(0.55, 1.0))
+    depth = float(rng.uniform(0.45, 0.8))
     phase = float(rng.uniform(0, 2 * np.pi))
     ax = np.clip(np.abs(u - 127.0) * (1 / 62.0), 0, 1)
     ax2 = ax * ax
@@ -72,7 +72,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
         # the step down to the next pleat, eased over ~4 px: a cliff read as a drawn line
         ramp = np.clip((q + 2.0) * (1 / 4.0), 0.0, 1.0)
         step = np.exp(-np.maximum(q, 0) * (1 / 6.0)) * ramp * ramp * (3.0 - 2.0 * ramp)
-        h += lip - 0.9 * step
+        h += 0.45 * lip - 0.9 * step  # one fold line per pleat, not a lit and a dark pair
         hollow += step
     info = {
         "kind": "pleats",

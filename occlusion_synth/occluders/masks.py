@@ -221,13 +221,22 @@ CLOTH_OUTLINE = [
     (66.5, 160),
 ]
 
+#: (name, base colour, pattern, second colour). Plain cotton masks are the commonest in
+#: photos, so most variants are plain (``plain``/``weave``: the base colour, woven); a
+#: printed pattern repeated on many faces is a giveaway, so each appears once.
 CLOTH = [
     ("navy_weave", "#27365c", "weave", None),
     ("red_plaid", "#b3262d", "plaid", "#1d1f3a"),
     ("floral_dots", "#f2d7a8", "dots", "#c2466b"),
     ("camo", "#5f6b3c", "camo", "#2f3320"),
     ("denim", "#3f5f8a", "twill", None),
-    ("grey_heather_stripes", "#8e9095", "stripes", "#3a3d44"),
+    ("grey_heather_stripes", "#8e9095", "stripes", "#5a5d63"),
+    ("black_cotton", "#1e1f23", "plain", None),
+    ("charcoal_cotton", "#43454b", "plain", None),
+    ("white_cotton", "#e9e8e3", "plain", None),
+    ("sky_cotton", "#9bbbd6", "plain", None),
+    ("beige_cotton", "#cdbb9f", "plain", None),
+    ("olive_twill", "#5a6141", "twill", None),
 ]
 
 
@@ -270,9 +279,9 @@ def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarr
             col = col * (1 - m) + rgb(c) * m
     elif pattern == "twill":
         col *= cv.stripes(5, 55, 0.35)[..., None] * 0.22 + 0.85
-    elif pattern == "stripes":
-        s = cv.stripes(24, 90, 0.3)[..., None]
-        col = col * (1 - s) + rgb(second) * s
+    elif pattern == "stripes":  # a soft heathered stripe, not a printed bar
+        s = cv2.GaussianBlur(cv.stripes(30, 90, 0.35), (0, 0), 1.5 * SS)[..., None]
+        col = col * (1 - 0.6 * s) + rgb(second) * 0.6 * s
     return col * cv.weave(3.0, 0.06)[..., None] * cv.noise(1.0, 0.05)[..., None]
 
 
