@@ -234,6 +234,12 @@ def plan_layer(
     )
 
 
+def _clip(a: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.clip(a, lo, hi)`` (the same values) without its dispatch overhead."""
+    out = np.maximum(a, lo, out=out)
+    return np.minimum(out, hi, out=out)
+
+
 # (Per-channel work below goes through cv2.merge: numpy's broadcasting over a trailing axis
 # of 3 is ten times slower.)
 def _shadow(layer: Layer, plan: LayerPlan, light_dir: tuple[float, float]) -> np.ndarray:
@@ -280,9 +286,9 @@ def _light(
 
     Returns the lit straight colour (0..255) and the object's solid part (uint8)."""
     x0, y0, x1, y1 = plan.obj
-    local = np.clip(stats.shading[y0:y1, x0:x1] * (1.0 / stats.face_luma), 0.3, 2.0)
+    local = _clip(stats.shading[y0:y1, x0:x1] * (1.0 / stats.face_luma), 0.3, 2.0)
     local = cv2.pow(local, plan.shading_strength)
-    light = np.clip(local * gain, 0.35, 1.45)
+    light = _clip(local * gain, 0.35, 1.45)
     solid = (a > 0.6).view(np.uint8)
     if plan.form_depth > 0:
         light *= _form_shading(solid, stats.light_dir, plan.form_depth)
@@ -306,6 +312,8 @@ def _shoulder(col: np.ndarray) -> None:
     """A camera's highlight shoulder on a drawn object's lit colour (``col`` in place):
     above ``SHOULDER`` values roll off smoothly towards 255 instead of clipping, so a white
     mask keeps its shading rather than glowing flat white."""
+    if cv2.minMaxLoc(col.reshape(col.shape[0], -1))[1] <= SHOULDER:
+        return  # nothing above the shoulder: every value stays as it is
     over = np.maximum(col - SHOULDER, 0.0)
     room = 255.0 - SHOULDER
     col -= over
@@ -324,7 +332,7 @@ def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -
 
 def _lay_over(region: np.ndarray, col: np.ndarray, a: np.ndarray) -> None:
     """Blend the object's colour ``col`` (clipped to 0..255) with alpha ``a`` over ``region``."""
-    np.clip(col, 0.0, 255.0, out=col)
+    _clip(col, 0.0, 255.0, out=col)
     col -= region
     col *= cv2.merge([a, a, a])
     region += col
@@ -584,7 +592,7 @@ def composite(
         canvas = old.astype(np.float32)
         for layer, p in planned:
             infos.append(_apply_layer(canvas, (y0, x0), layer, p, stats))
-        new = np.rint(np.clip(canvas, 0.0, 255.0, out=canvas)).astype(np.uint8)
+        new = np.rint(_clip(canvas, 0.0, 255.0, out=canvas), out=canvas).astype(np.uint8)
         changed = _differs(new, old)
         if (jpeg_quality is not None or source_scale > 1.05) and changed.any():
             # Only the pixels the occluders changed take the re-shot values; the mask is

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import re
 import stat
@@ -114,6 +115,15 @@ def jsonable(obj: Any) -> Any:
     Non-finite floats become ``None`` (JSON has no NaN). The one JSON conversion of the
     project: sample metadata, shard members and the dataset card all go through it.
     """
+    t = type(obj)  # the plain types first, by exact type (most of a sample's metadata)
+    if t is str or t is int or t is bool or obj is None:
+        return obj
+    if t is float:
+        return obj if math.isfinite(obj) else None
+    if t is dict:
+        return {k if type(k) is str else str(k): jsonable(v) for k, v in obj.items()}
+    if t is list or t is tuple:
+        return [jsonable(v) for v in obj]
     if isinstance(obj, dict):
         return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
