@@ -3,7 +3,8 @@
 Batches are random tensors at the frame's 256x256 (no data loading; the cached split of
 ``data.on_device`` makes data nearly free on a CPU). Training: one ``SegmentTrainer.step``
 (resize to ``segment.size``, augmentation, forward, BCE + Dice, backward, AdamW); eval:
-``Segmenter.probabilities`` on uint8 frames (resize, forward, upsample, sigmoid). The machine's
+``Segmenter.probabilities`` on uint8 frames (resize, forward on the frame and its mirror
+image, upsample, sigmoid). The machine's
 load average is printed beside the figures: on a shared CPU they are what it gave then.
 
     python benchmarks/segmenter.py                          # CPU, preset, 2 threads

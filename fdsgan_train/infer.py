@@ -3,8 +3,9 @@
 Pipeline for one photo and its mask (a PNG the size of the upright photo; any non-zero pixel
 is occluded):
 
-1. find the face with the builder's landmark code (MediaPipe Face Mesh, five points) and
-   compute the similarity transform to ``canonical.CANONICAL_POINTS``
+1. find the face with the builder's landmark code (MediaPipe Face Mesh, five points; in
+   square windows of a wide or tall photo when the whole photo yields none) and compute
+   the similarity transform to ``canonical.CANONICAL_POINTS``
    (``occlusion_synth.faces.alignment_matrix``), exactly as the dataset builder aligns faces;
 2. warp the photo (``faces.warp_to_canonical``) and the mask (resampled the same way, any
    coverage counts as occluded) into the 256x256 frame;
@@ -229,20 +230,63 @@ class AlignedPhoto:
 
 
 def align_photo(photo: np.ndarray, mask: np.ndarray) -> AlignedPhoto:
-    """Find the face, then warp photo and mask into the canonical 256x256 frame."""
+    """Find the face (:func:`find_five`), then warp photo and mask into the 256x256 frame."""
     from occlusion_synth.faces import MIN_INTER_OCULAR, alignment_matrix, warp_to_canonical
-    from occlusion_synth.landmarks import detect_points, get_detector
 
-    found = detect_points(photo, get_detector())
-    if found is None:
-        raise UserError("no face found in the photo")
-    five = found.five()
-    if float(np.linalg.norm(five[1] - five[0])) < MIN_INTER_OCULAR:
+    five = find_five(photo)
+    if _eye_gap(five) < MIN_INTER_OCULAR:
         raise UserError(f"the face is too small (eyes under {MIN_INTER_OCULAR:g} px apart)")
     matrix = alignment_matrix(five)
     return AlignedPhoto(
         image=warp_to_canonical(photo, matrix), mask=warp_mask(mask, matrix), matrix=matrix
     )
+
+
+#: Face Mesh's detector sees a photo squeezed into a square (128 px): in a wide scene a face
+#: may come out too small for it. When the whole photo yields no face, it is searched again in
+#: square windows of the photo's shorter side, overlapping by half along its longer side.
+WINDOW_OVERLAP = 0.5
+
+
+def find_five(photo: np.ndarray) -> np.ndarray:
+    """The face's five points (eyes, nose, mouth corners, image-left first) in photo pixels.
+
+    Face Mesh as the builder runs it on the whole photo, then on the square windows of
+    :func:`square_windows` (the face with the widest-set eyes wins). No face: a ``UserError``.
+    """
+    from occlusion_synth.landmarks import detect_points, get_detector
+
+    found = detect_points(photo, get_detector())
+    if found is not None:
+        return found.five()
+    best: np.ndarray | None = None
+    for x, y, side in square_windows(*photo.shape[:2]):
+        window = np.ascontiguousarray(photo[y : y + side, x : x + side])
+        found = detect_points(window, get_detector())
+        if found is not None:
+            five = found.five() + (x, y)
+            if best is None or _eye_gap(five) > _eye_gap(best):
+                best = five
+    if best is None:
+        raise UserError("no face found in the photo")
+    return best
+
+
+def square_windows(height: int, width: int) -> list[tuple[int, int, int]]:
+    """``(x, y, side)`` of the square windows of a photo's shorter side that cover its longer
+    side, overlapping by :data:`WINDOW_OVERLAP` (none for a square photo)."""
+    side, long = min(height, width), max(height, width)
+    if long == side:
+        return []
+    count = int(np.ceil((long - side) / (side * (1 - WINDOW_OVERLAP)))) + 1
+    starts = np.linspace(0, long - side, count).round().astype(int)
+    if width > height:
+        return [(int(s), 0, side) for s in starts]
+    return [(0, int(s), side) for s in starts]
+
+
+def _eye_gap(five: np.ndarray) -> float:
+    return float(np.linalg.norm(five[1] - five[0]))
 
 
 def warp_mask(mask: np.ndarray, matrix: np.ndarray) -> np.ndarray:

@@ -10,6 +10,9 @@
   counting only the frame pixels that come from inside the photo (the frame's part beyond
   the photo's edge is filled, not photographed, and is left out).
 
+Predictions are ``Segmenter.masks`` (flip test-time augmentation: the mean of the frame's
+and its mirror image's logits, then > 0.5).
+
 Metrics per image (docs/metrics.md): IoU = |P∩T| / |P∪T|; F1 (Dice) = 2|P∩T| / (|P| + |T|);
 boundary F-score = harmonic mean of the boundary precision and recall, a boundary pixel
 counting as matched when one of the other mask lies within ``BOUNDARY_TOL`` px (Perazzi et

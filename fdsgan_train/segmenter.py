@@ -333,11 +333,17 @@ def _without_backbone(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 class Segmenter:
-    """A trained segmenter: uint8 256x256 RGB frames in, occlusion probabilities out."""
+    """A trained segmenter: uint8 256x256 RGB frames in, occlusion probabilities out.
 
-    def __init__(self, net: SegmenterNet, config: dict[str, Any], device: str = "cpu") -> None:
+    With ``flip`` (the default) each frame's logits are the mean of the frame's and of its
+    mirror image's (flipped back): test-time augmentation, at twice the network's cost.
+    """
+
+    def __init__(
+        self, net: SegmenterNet, config: dict[str, Any], device: str = "cpu", flip: bool = True
+    ) -> None:
         self.net = net.eval().to(device, memory_format=torch.channels_last)
-        self.config, self.device = config, device
+        self.config, self.device, self.flip = config, device, flip
         self.size = config["segment"]["size"]
 
     @classmethod
@@ -360,8 +366,10 @@ class Segmenter:
             x = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float() / 127.5 - 1
             h, w = x.shape[-2:]
             x = resize(x, self.size).to(self.device, memory_format=torch.channels_last)
-            logits = self.net(x).float().cpu()
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            logits = self.net(x).float()
+            if self.flip:
+                logits = (logits + self.net(x.flip(-1)).float().flip(-1)) / 2
+            logits = F.interpolate(logits.cpu(), size=(h, w), mode="bilinear", align_corners=False)
             out += list(torch.sigmoid(logits)[:, 0].numpy())
         return out
 
