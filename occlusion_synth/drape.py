@@ -56,7 +56,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
     sag = float(rng.uniform(2.5, 7.0))
     pinch = float(rng.uniform(0.25, 0.45))
     tilt = float(rng.uniform(-2.0, 2.0))
-    depth = float(rng.uniform(0.45, 0.8))
+    depth = float(rng.uniform(0.8, 1.2))
     phase = float(rng.uniform(0, 2 * np.pi))
     ax = np.clip(np.abs(u - 127.0) * (1 / 62.0), 0, 1)
     ax2 = ax * ax
