@@ -514,7 +514,7 @@ def medical_masks():
 def cloth_masks():
     items = [(f"cloth_mask_{n}", lambda s, v=(b, p, c2): _cloth(s, *v)) for n, b, p, c2 in CLOTH]
     items.append(("cloth_mask_n95_white_valve", lambda s: _n95(s, "#e6e0cc", True)))
-    items.append(("cloth_mask_n95_white", lambda s: _n95(s, "#e9e8e2", False)))
+    items.append(("cloth_mask_n95_white", lambda s: _n95(s, "#dddcd5", False)))
     items.append(("cloth_mask_kn95_black", lambda s: _kn95(s, "#26272b")))
     items.append(("cloth_mask_kn95_white", lambda s: _kn95(s, "#e8e7e1")))
     return items
