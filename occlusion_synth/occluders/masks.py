@@ -146,8 +146,9 @@ MEDICAL = [
 
 #: medical mask rim in canonical coordinates: the top rides up the nose bridge, the sides
 #: lie on the face outline (Face Mesh's mean oval, ``placement.FIT_POINTS``) from the
-#: cheekbones to the jaw angle, and the lower edge runs from there under the chin, a little
-#: below the jaw line (the fabric bridges the hollow under it)
+#: cheekbones to the jaw angle, and the lower edge runs from there under the chin in a wide
+#: U, below the jaw line (an opened pleated mask is a rectangle: its lower corners bridge
+#: the hollow under the jaw rather than hugging it like a shaped cloth mask)
 MEDICAL_OUTLINE = [
     (68, 141),
     (96, 132),
@@ -155,15 +156,15 @@ MEDICAL_OUTLINE = [
     (158, 132),
     (186.5, 141),
     (189, 156),
-    (185.5, 172),
-    (178.5, 190),
-    (164, 207),
-    (146, 221),
-    (127, 227),
-    (108, 221),
-    (90.5, 207),
-    (76, 190),
-    (69, 172),
+    (184, 172),
+    (179.5, 192),
+    (173, 209),
+    (153, 221),
+    (127, 226),
+    (101, 221),
+    (81, 209),
+    (74.5, 192),
+    (70.5, 172),
     (65.5, 156),
 ]
 
