@@ -103,10 +103,8 @@ def source_yaw(occ: Occluder) -> float | None:
     pts = occ.anchors.points
     if occ.harvest is None or occ.placement.rule != "face_warp":
         return None
-    for pair, unit in (("eye", 1.0), ("mouth", _MOUTH_PER_IOD)):  # eyes, else mouth corners
-        left, right = (
-            (f"left_{pair}", f"right_{pair}") if pair == "eye" else ("mouth_left", "mouth_right")
-        )
+    pairs = (("left_eye", "right_eye", 1.0), ("mouth_left", "mouth_right", _MOUTH_PER_IOD))
+    for left, right, unit in pairs:  # the eyes, else the mouth corners
         if {left, right, "nose_tip"} <= pts.keys():
             offset = _points_offset(pts[left], pts[right], pts["nose_tip"]) * unit
             return float(np.clip(offset * 2.5, -1.0, 1.0))
