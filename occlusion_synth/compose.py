@@ -74,6 +74,14 @@ LIT_FORM = 0.5
 #: clothing and JPEG artefacts that a smooth fabric would not show as strongly.
 _RESHOOT_GRAIN = 1.5
 
+#: Share of the grain left on white (falling linearly from mid-grey) and on black (rising
+#: linearly to full at ``SHADOW_GRAIN_END``): a camera's tone curve flattens the highlights,
+#: its noise reduction and JPEG smooth flat bright and dark areas, so a white or black mask
+#: covered in mid-tone grain reads as knitted.
+HIGHLIGHT_GRAIN = 0.35
+SHADOW_GRAIN = 0.45
+SHADOW_GRAIN_END = 64.0
+
 #: Relative darkening of R, G, B by a shadow on skin (warm shadows).
 _SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)
 
@@ -321,13 +329,23 @@ def _shoulder(col: np.ndarray) -> None:
 
 
 def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -> None:
-    """4. Sensor noise like the photo's (luma-correlated, a little chroma; ``col`` in place)."""
+    """4. Sensor noise like the photo's (luma-correlated, a little chroma; ``col`` in place),
+    full in the mid-tones and fading in the highlights and shadows (``HIGHLIGHT_GRAIN``)."""
     if plan.noise > 0.05:
         h, w = col.shape[:2]
         table = _noise_table(max(_NOISE_SIDE, *frame_shape))
         ny = int(plan.noise_offset[0] * (table.shape[0] - h))
         nx = int(plan.noise_offset[1] * (table.shape[1] - w))
-        col += plan.noise * table[ny : ny + h, nx : nx + w]
+        grain = table[ny : ny + h, nx : nx + w] * np.float32(plan.noise)
+        low, high = cv2.minMaxLoc(col.reshape(h, -1))[:2]
+        if high > 128.0 or low < SHADOW_GRAIN_END:
+            luma = cv2.cvtColor(col, cv2.COLOR_RGB2GRAY)
+            bright = cv2.max((255.0 - luma) * np.float32(1 / 127.5), HIGHLIGHT_GRAIN)
+            k = (1.0 - SHADOW_GRAIN) / SHADOW_GRAIN_END
+            dark = cv2.max(luma * np.float32(k) + np.float32(SHADOW_GRAIN), SHADOW_GRAIN)
+            fade = cv2.min(cv2.min(bright, dark), 1.0)
+            grain *= cv2.merge([fade, fade, fade])
+        col += grain
 
 
 def _lay_over(region: np.ndarray, col: np.ndarray, a: np.ndarray) -> None:

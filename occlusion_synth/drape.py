@@ -13,7 +13,7 @@ light (``realism.FaceStats.light_dir``) plus a little occlusion in its hollows:
   tented over the nose, so the side facing the light is brighter.
 - **creases** (cloth masks, scarves): 1-3 tension creases running from the ear-loop
   corners or the sides towards the middle, plus a soft cross-wise wave; rigid respirators
-  (N95/KN95, moulded) get none.
+  (N95/KN95, moulded) get none, only the form.
 
 Each sample's draws are recorded in ``Layer.params["drape"]``.
 """
@@ -29,7 +29,7 @@ from .layers import Layer
 
 #: Categories folded in pleats; other fabric categories with a surface get creases.
 PLEATED = frozenset({"medical_mask"})
-#: Name parts of moulded, rigid masks: no creases.
+#: Name parts of moulded, rigid masks: their form, no folds or creases.
 RIGID = ("n95", "kn95")
 
 #: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
@@ -37,15 +37,15 @@ RIGID = ("n95", "kn95")
 PLEAT_MIDDLE = 0.6
 
 #: Slope shading and hollow darkening at full depth.
-SLOPE_GAIN = 0.4
+SLOPE_GAIN = 0.5
 HOLLOW_GAIN = 0.3
 #: Largest slope (template px per template px) the light shading takes.
-MAX_SLOPE = 0.9
+MAX_SLOPE = 1.4
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
-VIEW_GAIN = 0.6
+VIEW_GAIN = 0.7
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
 #: under a light from the side too.
-AMBIENT_ABOVE = 0.5
+AMBIENT_ABOVE = 0.8
 
 
 def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -115,7 +115,9 @@ def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np
     return h, {**info, "_hollow": np.clip(-h, 0, None) * 0.5}
 
 
-_ACROSS, _CHIN, _NOSE = 26.0, 14.0, 4.0
+_ACROSS, _CHIN, _NOSE = 38.0, 20.0, 7.0
+#: Half-width (template px) of the tent over the nose: a broad ridge, not a crease.
+_NOSE_WIDTH = 19.0
 
 
 def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
@@ -127,7 +129,7 @@ def _body(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     h = across + chin
     if nose:
         fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
-        h = h + _NOSE * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2)) * fade
+        h = h + _NOSE * np.exp(-(((u - 127.0) * (1 / _NOSE_WIDTH)) ** 2)) * fade
     return h.astype(np.float32)
 
 
@@ -138,9 +140,9 @@ def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     gu = -2.0 * _ACROSS * (u - 127.0) * (1 / 62.0**2)
     gv = -2.0 * _CHIN * np.clip((v - 190.0) * (1 / 35.0), 0, None) * (1 / 35.0)
     if nose:
-        bump = _NOSE * np.exp(-(((u - 127.0) * (1 / 13.0)) ** 2))
+        bump = _NOSE * np.exp(-(((u - 127.0) * (1 / _NOSE_WIDTH)) ** 2))
         fade = np.clip((168.0 - v) * (1 / 30.0), 0, 1)
-        gu = gu + bump * fade * (-2.0 * (u - 127.0) * (1 / 13.0**2))
+        gu = gu + bump * fade * (-2.0 * (u - 127.0) * (1 / _NOSE_WIDTH**2))
         gv = gv - bump * ((v > 138.0) & (v < 168.0)) * (1 / 30.0)
     return (1.0 - 1.0 / np.sqrt(1.0 + gu * gu + gv * gv)).astype(np.float32)
 
@@ -148,14 +150,17 @@ def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
     """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
 
-    No-op (and no draws) for a layer without ``surface`` or a rigid mask."""
-    if layer.surface is None or any(r in layer.name for r in RIGID):
+    No-op (and no draws) for a layer without ``surface``; a rigid mask takes its form only
+    (no draws either)."""
+    if layer.surface is None:
         return
     x0, y0, u, v = layer.surface
     h_, w_ = u.shape
     if h_ < 3 or w_ < 3:
         return
-    if layer.category in PLEATED:
+    if any(r in layer.name for r in RIGID):
+        h, info = np.zeros_like(u), {"kind": "form", "_hollow": np.zeros_like(u)}
+    elif layer.category in PLEATED:
         h, info = _pleats(u, v, rng)
     else:
         h, info = _creases(u, v, rng)
@@ -175,7 +180,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     # slopes past MAX_SLOPE are where the warp folds (a profile face), not the fabric
     big = np.sqrt(hx * hx + hy * hy)
     cap = np.minimum(1.0, MAX_SLOPE / np.maximum(big, 1e-6))
-    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly) * cap, -1.2, 1.2)
+    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly) * cap, -1.0, 1.0)
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     # whatever the light, the fabric turning away from the camera (round the cheeks, under
     # the chin) gets less of the room's light: darker by how far its normal leans away

@@ -305,6 +305,24 @@ def test_an_occluder_on_an_upsampled_photo_carries_its_grain() -> None:
     assert 0.5 * grain(up) < grain(out) < 1.3 * grain(up)
 
 
+def test_grain_fades_on_white_and_black_objects() -> None:
+    """The same photo's grain shows in full on a mid-grey object and far less on a white or
+    black one (a white mask in mid-tone grain reads as knitted)."""
+    scale = 2.88
+    up = _upsampled_noisy(scale, 6.0)
+
+    def grain(value: float) -> float:
+        layer = disc_layer(value, radius=70)
+        out, _, _ = composite(up, [layer], np.random.default_rng(0), None, source_scale=scale)
+        side = int(round(SIZE / scale))
+        small = cv2.resize(out, (side, side), interpolation=cv2.INTER_AREA).astype(np.float32)
+        c = side // 2
+        return noise_sigma(small[c - 10 : c + 15, c - 12 : c + 12, 1])
+
+    mid, white, black = grain(0.5), grain(0.8), grain(0.1)
+    assert white < 0.75 * mid and black < 0.85 * mid, (mid, white, black)
+
+
 def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
     """A white mask on a brightly lit face keeps its shading (a highlight shoulder)."""
     yy = np.mgrid[0:SIZE, 0:SIZE][0].astype(np.float32) / SIZE

@@ -225,9 +225,13 @@ class Canvas:
         return np.clip((radius - d) * SS + 0.5, 0, 1).astype(np.float32)
 
     def weave(self, period: float, amount: float) -> np.ndarray:
-        """A plain-weave fabric brightness field around 1."""
-        a = np.sin(self.xx * 2 * np.pi / period) * np.sin(self.yy * 2 * np.pi / period)
-        return (1.0 + amount * a).astype(np.float32)
+        """A woven fabric's brightness field around 1, as a photo of a face shows it.
+
+        A weave's threads are far finer than a pixel at any face size the builder draws: a
+        regular thread grid (``period`` canvas px) cannot be drawn, as it aliases into a moire
+        checker on the way down to the asset and again through the photo's resolution. What
+        survives is an irregular fine grain, about half the thread spacing's scale."""
+        return self.noise(max(period / (2 * SS), 0.5), amount)
 
     # -- output -------------------------------------------------------------------------
     def to_rgba(self) -> np.ndarray:

@@ -237,7 +237,7 @@ CLOTH = [
     ("white_cotton", "#e9e8e3", "plain", None),
     ("sky_cotton", "#9bbbd6", "plain", None),
     ("beige_cotton", "#cdbb9f", "plain", None),
-    ("olive_twill", "#5a6141", "twill", None),
+    ("olive_twill", "#51583a", "twill", None),
 ]
 
 
@@ -271,7 +271,7 @@ def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarr
         col = col * (1 - 0.55 * s[..., None]) + rgb(second) * 0.55 * s[..., None]
         col *= (1 - 0.25 * cv.stripes(9, 90, 0.1))[..., None]
     elif pattern == "dots":
-        d = cv.dots(22, 5)
+        d = cv.dots(64, 13)  # a print large enough to read as dots, not as a mesh
         col = col * (1 - d[..., None]) + rgb(second) * d[..., None]
     elif pattern == "camo":
         for k, c in enumerate(("#2f3320", "#8a7a50", "#3f4a2a")):
@@ -279,7 +279,7 @@ def _fabric(cv: Canvas, base: str, pattern: str, second: str | None) -> np.ndarr
             m = np.clip((n - 1.5 + 0.2 * k) * 3, 0, 1)[..., None]
             col = col * (1 - m) + rgb(c) * m
     elif pattern == "twill":
-        col *= cv.stripes(5, 55, 0.35)[..., None] * 0.22 + 0.85
+        col *= cv.noise(2.5, 0.05)[..., None] * 0.96  # the diagonal wale is sub-pixel: mottle
     elif pattern == "stripes":  # a soft heathered stripe, not a printed bar
         s = cv2.GaussianBlur(cv.stripes(30, 90, 0.35), (0, 0), 1.5 * SS)[..., None]
         col = col * (1 - 0.6 * s) + rgb(second) * 0.6 * s
@@ -299,7 +299,8 @@ def _cloth(seed: int, base: str, pattern: str, second: str | None) -> Drawn:
     seam_x = 127 + 2.0 * np.sin((y - 129) / 112 * np.pi)
     d = x - seam_x
     shade = cv.cylinder((127 - t.x0) * t.k, 70 * t.k, 0.62)
-    shade = shade * np.where(d < 0, 1.0 - 0.002 * np.abs(d), 0.9 - 0.0025 * d)
+    far = 0.5 * (1.0 + np.tanh(d / 6.0))  # the far half, turning away past the seam
+    shade = shade * (1.0 - 0.1 * far - 0.002 * np.abs(d) - 0.0005 * np.maximum(d, 0))
     shade = shade * (1 - 0.3 * np.exp(-((d / 1.3) ** 2)))  # the seam crease
     shade = shade * (1 + 0.12 * np.exp(-(((d + 5) / 4.5) ** 2)))  # lit ridge beside it
     shade = shade * (1 - 0.08 * np.exp(-(((d - 6) / 6) ** 2)))  # shadow on the far side
