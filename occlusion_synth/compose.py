@@ -57,7 +57,7 @@ _MIN_FEATHER = 0.6
 
 #: How much of the scene's illuminant tint (``realism.colour_cast``) a drawn object takes: a
 #: blind review read cool masks in warm scenes as pasted in at 0.5.
-CAST_STRENGTH = 0.7
+CAST_STRENGTH = 0.8
 
 #: Where a drawn object's lit colour starts to roll off towards white (``_shoulder``).
 SHOULDER = 200.0

@@ -13,7 +13,7 @@ light (``realism.FaceStats.light_dir``) plus a little occlusion in its hollows:
   tented over the nose, so the side facing the light is brighter.
 - **creases** (cloth masks, scarves): 1-3 tension creases running from the ear-loop
   corners or the sides towards the middle, plus a soft cross-wise wave; rigid respirators
-  (N95/KN95, moulded) get none, only the form.
+  (N95/KN95, moulded) get none: their assets carry their own moulded form.
 
 Each sample's draws are recorded in ``Layer.params["drape"]``.
 """
@@ -29,7 +29,7 @@ from .layers import Layer
 
 #: Categories folded in pleats; other fabric categories with a surface get creases.
 PLEATED = frozenset({"medical_mask"})
-#: Name parts of moulded, rigid masks: their form, no folds or creases.
+#: Name parts of moulded, rigid masks: not draped (their assets are drawn with their form).
 RIGID = ("n95", "kn95")
 
 #: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
@@ -41,6 +41,9 @@ SLOPE_GAIN = 0.5
 HOLLOW_GAIN = 0.3
 #: Largest slope (template px per template px) the light shading takes.
 MAX_SLOPE = 1.4
+#: Sheen added (0..1 scale) to black fabric on a slope facing the light squarely; less on
+#: lighter fabric (by the square of its darkness), where the slope shading shows instead.
+SHEEN = 0.12
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
 VIEW_GAIN = 0.7
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
@@ -150,17 +153,14 @@ def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
     """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
 
-    No-op (and no draws) for a layer without ``surface``; a rigid mask takes its form only
-    (no draws either)."""
-    if layer.surface is None:
+    No-op (and no draws) for a layer without ``surface`` or a rigid mask."""
+    if layer.surface is None or any(r in layer.name for r in RIGID):
         return
     x0, y0, u, v = layer.surface
     h_, w_ = u.shape
     if h_ < 3 or w_ < 3:
         return
-    if any(r in layer.name for r in RIGID):
-        h, info = np.zeros_like(u), {"kind": "form", "_hollow": np.zeros_like(u)}
-    elif layer.category in PLEATED:
+    if layer.category in PLEATED:
         h, info = _pleats(u, v, rng)
     else:
         h, info = _creases(u, v, rng)
@@ -180,7 +180,8 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     # slopes past MAX_SLOPE are where the warp folds (a profile face), not the fabric
     big = np.sqrt(hx * hx + hy * hy)
     cap = np.minimum(1.0, MAX_SLOPE / np.maximum(big, 1e-6))
-    shade = 1.0 + SLOPE_GAIN * np.clip(-(hx * lx + hy * ly) * cap, -1.0, 1.0)
+    facing = np.clip(-(hx * lx + hy * ly) * cap, -1.0, 1.0)
+    shade = 1.0 + SLOPE_GAIN * facing
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     # whatever the light, the fabric turning away from the camera (round the cheeks, under
     # the chin) gets less of the room's light: darker by how far its normal leans away
@@ -188,8 +189,13 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     box = layer.rgb[y0 : y0 + h_, x0 : x0 + w_]
     a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
     f = np.where(a > 0, shade, 1.0).astype(np.float32)
+    # dark fabric shows the light as a sheen on the slopes facing it, not as brightness
+    sheen = SHEEN * np.where(a > 0, np.clip(facing, 0.0, 1.0) ** 2, 0.0).astype(np.float32)
+    dark = 1.0 - box @ np.array([0.299, 0.587, 0.114], np.float32)
     rgb = layer.rgb.copy()
-    rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(box * f[..., None], 0.0, 1.0)
+    rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(
+        box * f[..., None] + (sheen * dark * dark)[..., None], 0.0, 1.0
+    )
     layer.rgb = rgb
     params: dict[str, Any] = info
     layer.params["drape"] = params

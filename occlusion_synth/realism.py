@@ -20,6 +20,10 @@ LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 #: Chromaticity (colour / its mean) of skin under neutral light, for the white-balance
 #: estimate: a face redder or bluer than this suggests a coloured illuminant.
 NEUTRAL_SKIN_CHROMA = np.array([1.24, 0.95, 0.81], dtype=np.float32)
+#: Bounds of a channel's cast gain: wide enough for a stage's orange or a screen's blue
+#: light (a grey mask kept grey under it reads as pasted on), narrow enough that a skin
+#: tone's own redness never paints a white mask pink.
+CAST_RANGE = (0.72, 1.35)
 
 #: Side of the coarse grid the shading is computed on (the frame is 256 pixels).
 _SHADING_GRID = 32
@@ -235,7 +239,7 @@ def colour_cast(face_rgb: np.ndarray, strength: float = 0.5) -> np.ndarray:
     """
     chroma = face_rgb / float(face_rgb.mean())
     cast = (chroma / NEUTRAL_SKIN_CHROMA) ** strength
-    cast = np.clip(cast / float(cast.mean()), 0.85, 1.15)
+    cast = np.clip(cast / float(cast.mean()), *CAST_RANGE)
     return cast.astype(np.float32)
 
 

@@ -323,6 +323,17 @@ def test_grain_fades_on_white_and_black_objects() -> None:
     assert white < 0.75 * mid and black < 0.85 * mid, (mid, white, black)
 
 
+def test_a_grey_object_takes_a_strong_stage_light_colour() -> None:
+    """Under an orange stage light (a face far redder than skin under neutral light) a drawn
+    object turns clearly warm; under neutral light it stays within a few percent of grey."""
+    from occlusion_synth.realism import NEUTRAL_SKIN_CHROMA, colour_cast
+
+    neutral = colour_cast(NEUTRAL_SKIN_CHROMA * 120.0, 0.7)
+    np.testing.assert_allclose(neutral, 1.0, atol=0.02)
+    orange = colour_cast(NEUTRAL_SKIN_CHROMA * np.array([1.5, 0.9, 0.55]) * 120.0, 0.7)
+    assert orange[0] / orange[2] > 1.6 and orange[0] > orange[1] > orange[2]
+
+
 def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
     """A white mask on a brightly lit face keeps its shading (a highlight shoulder)."""
     yy = np.mgrid[0:SIZE, 0:SIZE][0].astype(np.float32) / SIZE
