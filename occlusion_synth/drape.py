@@ -167,10 +167,12 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     nose = layer.category != "scarf"
     h = h + _body(u, v, nose)
     hollow = info.pop("_hollow")
-    # template px per frame px, to turn the frame gradient into a slope per template px
-    du = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1) * 0.5
-    dv = cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=1) * 0.5
-    per_px = float(np.sqrt(max(np.median(np.abs(du * dv)), 1e-6)))
+    # template px per frame px at each pixel (the warp's area scale), to turn the frame
+    # gradient into a slope per template px; where the warp folds (a turned face's far side)
+    # the template is squeezed and its slopes stay those of the fabric, not of the fold
+    ux, uy = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(u, cv2.CV_32F, 0, 1, ksize=1)
+    vx, vy = cv2.Sobel(v, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=1)
+    per_px = np.sqrt(np.maximum(np.abs(ux * vy - uy * vx) * 0.25, 1e-6))
     hx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
     hy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
     # the face's key light, plus the sky or ceiling light from above every photo has

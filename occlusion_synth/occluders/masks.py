@@ -151,9 +151,11 @@ MEDICAL = [
 #: the hollow under the jaw rather than hugging it like a shaped cloth mask)
 MEDICAL_OUTLINE = [
     (68, 141),
-    (96, 132),
-    (127, 127.5),
-    (158, 132),
+    (96, 133),
+    (113, 130.5),
+    (127, 124.5),  # pinched up over the nose by the nose wire
+    (141, 130.5),
+    (158, 133),
     (186.5, 141),
     (189, 156),
     (184, 172),
@@ -205,9 +207,11 @@ def _medical(seed: int, color: str, loop: str) -> Drawn:
 # -- cloth masks, N95 and KN95 ------------------------------------------------------------
 CLOTH_OUTLINE = [
     (69, 142),
-    (97, 131),
-    (127, 124),
-    (157, 131),
+    (97, 132),
+    (113, 129),
+    (127, 121.5),  # the seam rides up over the nose bridge
+    (141, 129),
+    (157, 132),
     (185.5, 142),
     (188, 160),
     (183.5, 178),
