@@ -92,6 +92,7 @@ PLAN_KEYS = (
     "categories",
     "max_occluders",
     "occluders_dir",
+    "source_weights",
     "landmarks",
     "split",
     "max_outside",
@@ -115,6 +116,7 @@ class BuildOptions:
     categories: str | None = None
     max_occluders: int = 1
     occluders_dir: str | None = None
+    source_weights: str | None = None  # "drawn:1,harvested:3": variants weighed by source
     landmarks: str = "auto"
     #: None: CelebA's partition (or a demo face's split) wins, else 0.8/0.1/0.1 by hash;
     #: given: these fractions for every face.
@@ -626,13 +628,16 @@ def _load_library(options: BuildOptions) -> Any:
 
 
 def _sample_options(options: BuildOptions, library: Any) -> Any:
-    from .occluders.library import parse_category_weights
+    from .occluders.library import parse_category_weights, parse_source_weights
     from .sample import SampleOptions
 
     weights = None
     if options.categories:
         weights = parse_category_weights(options.categories, library.categories)
-    return SampleOptions(category_weights=weights, max_occluders=options.max_occluders)
+    sources = parse_source_weights(options.source_weights) if options.source_weights else None
+    return SampleOptions(
+        category_weights=weights, source_weights=sources, max_occluders=options.max_occluders
+    )
 
 
 def open_cache(spec: str | None) -> Any:
@@ -686,6 +691,10 @@ def _validate(options: BuildOptions, echo: Callable[[str], None] = print) -> Non
         raise UserError(f"--workers must be 0 (all cores) or more, got {options.workers}")
     if options.categories is not None and not options.categories.strip(" ,"):
         raise UserError("--categories is empty: leave it out to use every category")
+    if options.source_weights is not None:
+        from .occluders.library import parse_source_weights
+
+        parse_source_weights(options.source_weights)  # a bad spec fails before any work
     if options.split is not None:
         from .splits import check_fractions
 

@@ -93,10 +93,12 @@ class SampleOptions:
     ``min_coverage``: a draw whose mask covers less of the frame is redrawn (up to 4 times;
     the last draw is kept). ``face_skin``: probability that a hand takes the face's colour
     (one's own hand at one's face matches it; a blind review read a hand of another tone
-    as pasted on).
+    as pasted on). ``source_weights``: source (``occluders.library.SOURCES``) -> relative
+    weight of the variants within a category (None: every variant equally).
     """
 
     category_weights: dict[str, float] | None = None
+    source_weights: dict[str, float] | None = None
     max_occluders: int = 1
     min_coverage: float = 0.005
     face_skin: float = 0.95
@@ -440,7 +442,8 @@ def _choose_categories(
         }
         if not allowed:
             break
-        chosen.append(library.choose(rng, allowed, stratum if not chosen else None, fits))
+        first = stratum if not chosen else None
+        chosen.append(library.choose(rng, allowed, first, fits, options.source_weights))
     return chosen
 
 

@@ -22,11 +22,17 @@ from occlusion_synth import placement
 from occlusion_synth.build import BuildOptions, run_build
 from occlusion_synth.cli import main
 from occlusion_synth.compose import LIT_FORM
+from occlusion_synth.errors import UserError
 from occlusion_synth.faces import FaceSource, demo_faces, load_aligned
 from occlusion_synth.occluders import harmonise, matting
 from occlusion_synth.occluders.harmonise import DEFAULT_STRENGTH
 from occlusion_synth.occluders.harvest import harvest
-from occlusion_synth.occluders.library import OccluderLibrary, load_occluder
+from occlusion_synth.occluders.library import (
+    OccluderLibrary,
+    load_occluder,
+    parse_source_weights,
+    source_of,
+)
 from occlusion_synth.occluders.schema import Anchors
 from occlusion_synth.placement import place, pose_fits, source_yaw
 from occlusion_synth.sample import SampleOptions, harmonise_harvested, make_sample
@@ -574,3 +580,33 @@ def test_a_harvested_mask_goes_only_on_a_face_turned_like_its_own(harvested, fac
     assert picks == {occ.name}
     only_turned = OccluderLibrary([turned])  # nothing fits: the category is still drawn from
     assert only_turned.choose(np.random.default_rng(0), {"medical_mask": 1.0}, fits=lambda o: False)
+
+
+def test_source_weights_pick_variants_by_where_they_come_from(harvested) -> None:
+    """``--source-weights``: within a category, harvested and drawn variants are picked in
+    proportion to their source's weight; a category with none of positive weight falls back
+    to all its variants; a bad source name is one clear line."""
+    occ = load_occluder(harvested[1])
+    drawn = OccluderLibrary.load().by_category("medical_mask")
+    library = OccluderLibrary([*drawn, occ])
+    weights = {"medical_mask": 1.0}
+
+    def harvested_share(sources: dict[str, float] | None, n: int = 400) -> float:
+        rng = np.random.default_rng(0)
+        picks = [library.choose(rng, weights, sources=sources) for _ in range(n)]
+        return sum(source_of(p) == "harvested" for p in picks) / n
+
+    even = 1 / (len(drawn) + 1)
+    assert abs(harvested_share(None) - even) < 0.06
+    assert harvested_share(parse_source_weights("harvested:0")) == 0.0
+    assert harvested_share(parse_source_weights("drawn:0")) == 1.0
+    # harvested:N against N drawn variants of weight 1: half the picks
+    assert abs(harvested_share(parse_source_weights(f"harvested:{len(drawn)}")) - 0.5) < 0.08
+    only_drawn = OccluderLibrary(drawn)
+    assert only_drawn.choose(np.random.default_rng(0), weights, sources={"drawn": 0.0})
+    with pytest.raises(UserError, match="unknown occluder source 'harvest'"):
+        parse_source_weights("harvest:2")
+    result = CliRunner().invoke(
+        main, ["build", "--faces", "demo", "--n", "2", "--out", "x", "--source-weights", "a:1"]
+    )
+    assert result.exit_code == 2 and "unknown occluder source 'a'" in result.output

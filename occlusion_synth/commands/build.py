@@ -54,6 +54,13 @@ from occlusion_synth.commands.options import (
 @categories_option
 @max_occluders_option
 @occluders_dir_option
+@click.option(
+    "--source-weights",
+    metavar="SRC:W,...",
+    help="Weigh each category's variants by where they come from: `drawn` (bundled, or your "
+    "own PNGs) or `harvested` (cut from photos by `occsynth occluders harvest`), e.g. "
+    "`harvested:3` (a source not named keeps weight 1). Default: every variant equally.",
+)
 @landmark_options
 @click.option(
     "--split",
@@ -116,6 +123,7 @@ def build(
     categories: str | None,
     max_occluders: int,
     occluders_dir: Path | None,
+    source_weights: str | None,
     landmarks: str,
     face_landmarker_task: Path | None,
     landmark_cache: Path | None,
@@ -176,6 +184,7 @@ def build(
         categories=categories,
         max_occluders=max_occluders,
         occluders_dir=str(occluders_dir) if occluders_dir else None,
+        source_weights=source_weights,
         landmarks=landmarks,
         split=split,
         max_outside=max_outside,

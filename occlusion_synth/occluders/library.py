@@ -188,13 +188,16 @@ class OccluderLibrary:
         weights: dict[str, float],
         u: float | None = None,
         fits: Callable[[Occluder], bool] | None = None,
+        sources: dict[str, float] | None = None,
     ) -> Occluder:
         """Pick a category with probability proportional to ``weights``, then a variant.
 
         ``u`` in [0, 1), when given, picks the category instead of ``rng`` (inverse of the
         cumulative weights): a build passes a low-discrepancy sequence so that category
         counts follow the weights closely at any ``--n``. ``fits``, when given, keeps only
-        the variants it accepts (all of them when it accepts none).
+        the variants it accepts (all of them when it accepts none). ``sources`` (see
+        ``parse_source_weights``) weighs each variant by its source (None: all equally; a
+        category with no variant of positive weight: all equally).
         """
         cats = [c for c, w in weights.items() if w > 0]
         if not cats:
@@ -208,7 +211,30 @@ class OccluderLibrary:
         variants = self.by_category(cat)
         if fits is not None:
             variants = [v for v in variants if fits(v)] or variants
+        if sources is not None:
+            p = np.array([sources.get(source_of(v), 1.0) for v in variants], np.float64)
+            if p.sum() > 0:
+                return variants[int(rng.choice(len(variants), p=p / p.sum()))]
         return variants[int(rng.integers(len(variants)))]
+
+
+#: Where an occluder comes from (``--source-weights``): drawn (the bundled generator's, or a
+#: user's own PNG with a sidecar) or harvested from a photo (``occsynth occluders harvest``).
+SOURCES = ("drawn", "harvested")
+
+
+def source_of(occ: Occluder) -> str:
+    """The occluder's source, one of ``SOURCES``."""
+    return "harvested" if occ.harvest is not None else "drawn"
+
+
+def parse_source_weights(text: str) -> dict[str, float]:
+    """Parse ``"harvested:3"`` or ``"drawn:1,harvested:3"`` into a weight per source; a source
+    not named keeps weight 1."""
+    out = {**dict.fromkeys(SOURCES, 1.0), **_parse_weights(text, list(SOURCES), "source", False)}
+    if sum(out.values()) <= 0:
+        raise UserError(f"no occluder source with a positive weight in {text!r}")
+    return out
 
 
 def parse_category_weights(text: str, known: list[str] | None = None) -> dict[str, float]:
@@ -218,6 +244,14 @@ def parse_category_weights(text: str, known: list[str] | None = None) -> dict[st
     """
     if known is None:
         known = OccluderLibrary.load().categories
+    return _parse_weights(text, known, "category")
+
+
+def _parse_weights(
+    text: str, known: list[str], what: str, positive: bool = True
+) -> dict[str, float]:
+    """``"a:2,b"`` -> ``{"a": 2.0, "b": 1.0}``, names from ``known`` (one occluder ``what``);
+    ``positive``: some weight must be above 0."""
     out: dict[str, float] = {}
     for part in (p.strip() for p in text.split(",")):
         if not part:
@@ -225,7 +259,7 @@ def parse_category_weights(text: str, known: list[str] | None = None) -> dict[st
         name, _, w = part.partition(":")
         name = name.strip()
         if name not in known:
-            raise UserError(f"unknown occluder category {name!r} (known: {', '.join(known)})")
+            raise UserError(f"unknown occluder {what} {name!r} (known: {', '.join(known)})")
         try:
             weight = float(w) if w.strip() else 1.0
         except ValueError:
@@ -233,6 +267,6 @@ def parse_category_weights(text: str, known: list[str] | None = None) -> dict[st
         if not math.isfinite(weight) or weight < 0:
             raise UserError(f"weight of {name!r} must be >= 0, got {w!r}")
         out[name] = out.get(name, 0.0) + weight
-    if not out or sum(out.values()) <= 0:
-        raise UserError(f"no occluder category with a positive weight in {text!r}")
+    if positive and (not out or sum(out.values()) <= 0):
+        raise UserError(f"no occluder {what} with a positive weight in {text!r}")
     return out
