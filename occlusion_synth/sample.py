@@ -299,7 +299,8 @@ def tint_layer(layer: Layer, tone: np.ndarray) -> None:
     layer.rgb = rgb
 
 
-#: Worn masks held by ear loops: harvested ones get drawn loops (``straps``).
+#: Worn masks held by ear loops: each gets cords back to the ears (``straps``): a harvested
+#: one was cut without its loops, a drawn one has only their stubs.
 LOOPED = frozenset({"medical_mask", "cloth_mask", "n95_mask"})
 
 #: Drawn objects drawn in their own hand, whose skin is recoloured like a hand's.
@@ -469,8 +470,6 @@ def _draw_layers(
         note: dict[str, Any] = {}
         if occ.harvest is not None:  # a real photo: its own colours, harmonised; no tint
             note = harmonise_harvested(layer, occ, face)
-            if occ.category in LOOPED:  # cut without its loops: cords back to the ears
-                add_ear_loops(layer, face.landmarks, far_side_keep(face.landmarks))
         elif occ.traits.skin_tint:
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_layer(layer, tone)
@@ -479,6 +478,8 @@ def _draw_layers(
             tone, origin = skin_tone(face, stats, rng, options.face_skin)
             tint_drawn_hand(layer, occ, tone)
             note = {"skin_tone": [round(float(v), 1) for v in tone], "skin_from": origin}
+        if occ.category in LOOPED:  # cords back to the ears, past the drawn loops' stubs
+            add_ear_loops(layer, face.landmarks, far_side_keep(face.landmarks))
         if needs_hand(occ):  # a cup, microphone or phone comes in the hand holding it
             note["hand_skin_tone"] = hold_in_hand(layer, occ, face, stats, rng, options)
         if occ.traits.slot in BEHIND_HAIR_SLOTS:

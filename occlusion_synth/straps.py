@@ -1,4 +1,4 @@
-"""Ear loops for worn masks that come without them (masks harvested from photos).
+"""Ear loops back to the ears for worn masks (cut from photos without them, or drawn with stubs).
 
 A mask cut from a photo rarely keeps its loops: they run beside the face, over hair and
 background that the cut leaves out. Worn on another face, such a mask looks pasted on. Here
@@ -28,12 +28,12 @@ CORD_IOD = 0.058
 #: Where a loop meets the ear: just outside the face's outline (half-widths from the eyes'
 #: midpoint, in IODs), the upper strand at the top of the ear (a little above the eye
 #: line), the lower one behind the earlobe (depths below the eye line, IODs).
-EAR_HALF_WIDTH = 1.02
+EAR_HALF_WIDTH = 1.12
 EAR_DEPTH = (-0.05, 0.55)
 #: The last share of a cord fades out, passing behind the ear.
 FADE_FROM = 0.6
 #: A strand shorter than this (IODs: the mask's corner at the ear already) is not drawn.
-MIN_REACH = 0.12
+MIN_REACH = 0.05
 
 
 def _corner(xs: np.ndarray, ys: np.ndarray, across: np.ndarray, down: np.ndarray, band, side):

@@ -543,6 +543,17 @@ def test_a_harvested_mask_in_a_sample_gets_ear_loops(harvested, faces) -> None:
     assert np.array_equal((s.input != s.target).any(axis=2), s.mask == 255)
 
 
+@pytest.mark.parametrize("category", ["medical_mask", "cloth_mask"])
+def test_a_drawn_mask_gets_cords_back_to_both_ears(faces, category) -> None:
+    """A drawn mask's loops run on from its stubs to the ears (a review called masks with
+    no visible loops pasted on): on a frontal face both sides get cords, in the mask."""
+    library = OccluderLibrary([_drawn(category)])
+    opts = SampleOptions(category_weights={category: 1.0})
+    s = make_sample(faces[0], library, np.random.default_rng(3), opts)
+    assert s.meta["occluders"][0]["params"]["ear_loops"]["sides"] == ["left", "right"]
+    assert np.array_equal((s.input != s.target).any(axis=2), s.mask == 255)
+
+
 # ------------------------------------------------------------------ pose matching
 
 
