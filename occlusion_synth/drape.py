@@ -37,7 +37,7 @@ RIGID = ("n95", "kn95")
 PLEAT_MIDDLE = 0.6
 
 #: Slope shading and hollow darkening at full depth.
-SLOPE_GAIN = 0.5
+SLOPE_GAIN = 0.65
 HOLLOW_GAIN = 0.3
 #: Largest slope (template px per template px) the light shading takes.
 MAX_SLOPE = 1.4
@@ -45,7 +45,7 @@ MAX_SLOPE = 1.4
 #: lighter fabric (by the square of its darkness), where the slope shading shows instead.
 SHEEN = 0.12
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
-VIEW_GAIN = 0.7
+VIEW_GAIN = 0.8
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
 #: under a light from the side too.
 AMBIENT_ABOVE = 0.8
