@@ -104,7 +104,7 @@ def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np
     heights = rng.uniform(0.6, 1.4, 3) * rng.choice([-1.0, 1.0], 3)
     period = float(rng.uniform(14.0, 24.0))
     phase = float(rng.uniform(0, 2 * np.pi))
-    amp = float(rng.uniform(0.3, 0.8))
+    amp = float(rng.uniform(0.15, 0.4))  # under the stronger slope light, more read as stripes
     h = (amp * np.sin(v * (1 / period) * 2 * np.pi + phase + 0.02 * u)).astype(np.float32)
     for k in range(n):
         p0 = np.array(_CREASE_STARTS[int(starts[k])])
