@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fdsgan_train.infer import find_five, read_photo
+from occlusion_synth.errors import UserError
 from occlusion_synth.faces import alignment_matrix, warp_to_canonical
 from occlusion_synth.landmarks import invert_affine
 from occlusion_synth.shards import iter_samples
@@ -117,8 +118,13 @@ def main() -> None:
     names = [n for n in args.names.split(",") if n]
     reals = []
     for name in names:
-        path = next(args.real.glob(f"{name}.*"))
-        reals.append((name, *real_tile(read_photo(path), args.iod, args.quality)))
+        path = next(iter(sorted(args.real.glob(f"{name}.*"))), None)
+        if path is None:
+            raise SystemExit(f"{name}: no such photo in {args.real}")
+        try:
+            reals.append((name, *real_tile(read_photo(path), args.iod, args.quality)))
+        except UserError as exc:
+            raise SystemExit(f"{path.name}: {exc.message}") from None
     rng = random.Random(args.seed)
     samples: list = []
     used: set[tuple[str, ...]] = set()
