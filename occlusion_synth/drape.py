@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from .layers import Layer
+from .realism import LUMA
 
 #: Categories folded in pleats; other fabric categories with a surface get creases.
 PLEATED = frozenset({"medical_mask"})
@@ -193,7 +194,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     f = np.where(a > 0, shade, 1.0).astype(np.float32)
     # dark fabric shows the light as a sheen on the slopes facing it, not as brightness
     sheen = SHEEN * np.where(a > 0, np.clip(facing, 0.0, 1.0) ** 2, 0.0).astype(np.float32)
-    dark = 1.0 - box @ np.array([0.299, 0.587, 0.114], np.float32)
+    dark = 1.0 - box @ LUMA
     rgb = layer.rgb.copy()
     rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(
         box * f[..., None] + (sheen * dark * dark)[..., None], 0.0, 1.0

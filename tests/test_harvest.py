@@ -593,7 +593,7 @@ def test_a_harvested_mask_goes_only_on_a_face_turned_like_its_own(harvested, fac
     assert only_turned.choose(np.random.default_rng(0), {"medical_mask": 1.0}, fits=lambda o: False)
 
 
-def test_source_weights_pick_variants_by_where_they_come_from(harvested) -> None:
+def test_source_weights_pick_variants_by_where_they_come_from(harvested, tmp_path) -> None:
     """``--source-weights``: within a category, harvested and drawn variants are picked in
     proportion to their source's weight; a category with none of positive weight falls back
     to all its variants; a bad source name is one clear line."""
@@ -618,6 +618,9 @@ def test_source_weights_pick_variants_by_where_they_come_from(harvested) -> None
     with pytest.raises(UserError, match="unknown occluder source 'harvest'"):
         parse_source_weights("harvest:2")
     result = CliRunner().invoke(
-        main, ["build", "--faces", "demo", "--n", "2", "--out", "x", "--source-weights", "a:1"]
+        main,
+        ["build", "--faces", "demo", "--n", "2", "--out", str(tmp_path / "x")]
+        + ["--source-weights", "a:1"],
     )
     assert result.exit_code == 2 and "unknown occluder source 'a'" in result.output
+    assert not (tmp_path / "x").exists()  # refused before anything is written

@@ -31,6 +31,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from fdsgan_train.infer import find_five, read_photo
+from occlusion_synth.canonical import CANONICAL_SIZE
 from occlusion_synth.errors import UserError
 from occlusion_synth.faces import alignment_matrix, warp_to_canonical
 from occlusion_synth.landmarks import invert_affine
@@ -49,7 +50,8 @@ def _jpeg(rgb: np.ndarray, quality: int) -> np.ndarray:
 def inside(matrix: np.ndarray, shape: tuple) -> np.ndarray:
     """Where the 256 frame shows the photo (bool), under ``matrix``."""
     ones = np.ones(shape, np.float32)
-    return cv2.warpAffine(ones, matrix, (256, 256), flags=cv2.INTER_LINEAR) > 0.5
+    size = (CANONICAL_SIZE, CANONICAL_SIZE)
+    return cv2.warpAffine(ones, matrix, size, flags=cv2.INTER_LINEAR) > 0.5
 
 
 def partners(masks: list[np.ndarray], frames: list[np.ndarray], rng: random.Random) -> list[int]:
