@@ -17,9 +17,15 @@ from dataclasses import dataclass
 #: Depth of a slot no registered category occupies: between worn and held items.
 DEFAULT_DEPTH = 3
 
-#: Pairs of slots that never occur together on one face (a drink at the mouth and a mask).
+#: Pairs of slots that never occur together on one face (a drink at the mouth and a mask; a
+#: headset's boom microphone and a drink or a handheld microphone).
 EXCLUSIVE_SLOTS: frozenset[frozenset[str]] = frozenset(
-    {frozenset({"lower_face", "mouth_prop"}), frozenset({"prop", "mouth_prop"})}
+    {
+        frozenset({"lower_face", "mouth_prop"}),
+        frozenset({"prop", "mouth_prop"}),
+        frozenset({"headset", "mouth_prop"}),
+        frozenset({"headset", "prop"}),
+    }
 )
 
 #: Placement rules of objects held in front of the face (the first is the default).
@@ -79,6 +85,8 @@ for _name, _traits in {
     "eyeglasses": _EYEWEAR,
     "cap": _HEADWEAR,
     "hat": _HEADWEAR,
+    # a headset with a boom microphone: worn over the hair (and a cap), warped like a mask
+    "headset": CategoryTraits("headset", 3, rules=("face_warp",)),
     "microphone": CategoryTraits("prop", 4, rules=_RAISED),
     "book": CategoryTraits("prop", 4, rules=_HELD),
     "cup": CategoryTraits("mouth_prop", 4, rules=_RAISED),

@@ -28,7 +28,8 @@ import numpy as np
 from .layers import Layer
 from .realism import LUMA
 
-#: Categories folded in pleats; other fabric categories with a surface get creases.
+#: Fabric categories (draped when drawn); the pleated ones fold in pleats, the others crease.
+FABRIC = frozenset({"medical_mask", "cloth_mask", "n95_mask", "scarf"})
 PLEATED = frozenset({"medical_mask"})
 #: Name parts of moulded, rigid masks: not draped (their assets are drawn with their form).
 RIGID = ("n95", "kn95")
@@ -154,8 +155,8 @@ def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
     """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
 
-    No-op (and no draws) for a layer without ``surface`` or a rigid mask."""
-    if layer.surface is None or any(r in layer.name for r in RIGID):
+    No-op (and no draws) for a layer without ``surface``, not of fabric or a rigid mask."""
+    if layer.surface is None or layer.category not in FABRIC or any(r in layer.name for r in RIGID):
         return
     x0, y0, u, v = layer.surface
     h_, w_ = u.shape

@@ -757,14 +757,30 @@ def far_side_keep(lm: Landmarks) -> np.ndarray | None:
     return _far_keep(lm, yaw) if abs(yaw) >= CLIP_MIN_YAW else None
 
 
+#: Over this share of an IOD below the brow line, the far-side cut fades in (``_above_brows``).
+BROW_FADE = 0.3
+
+
+def _above_brows(lm: Landmarks) -> np.ndarray:
+    """HxW float32: 1 above the brow line, falling to 0 ``BROW_FADE`` IODs below it."""
+    gy, gx = np.mgrid[0:S, 0:S].astype(np.float32)
+    n = np.array([-np.sin(lm.roll), np.cos(lm.roll)])  # down the face
+    brows = (lm["brow_left"] + lm["brow_right"]) / 2
+    down = (gx - brows[0]) * n[0] + (gy - brows[1]) * n[1]
+    return np.clip(1.0 - down / (BROW_FADE * max(lm.inter_ocular, 1e-3)), 0.0, 1.0)
+
+
 def _clip_far_side(layer: Layer, lm: Landmarks) -> None:
     """On a turned face, cut a drawn mask's far side (beyond the nose, away from the camera)
     at the face's silhouette, so the fabric and its far ear loop never hang in the
     background: the convex hull of the dense mesh (nose and lips included) when there is
-    one, else a turned head's outline from the five points (``_far_keep``)."""
+    one, else a turned head's outline from the five points (``_far_keep``). Above the brows
+    nothing is cut: what a worn object has there (a headset's band) passes over the top of
+    the head, which shows on both sides."""
     keep = far_side_keep(lm)
     if keep is None:
         return
+    keep = np.maximum(keep, _above_brows(lm))
     layer.alpha = layer.alpha * keep
     if layer.contact is not None:
         layer.contact = layer.contact * keep

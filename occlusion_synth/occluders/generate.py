@@ -16,7 +16,7 @@ import click
 import numpy as np
 from PIL import Image
 
-from . import eyewear, hands, masks, props
+from . import eyewear, hands, headsets, masks, props
 
 #: category -> function listing (name, draw(seed) -> Drawn) for each variant
 CATEGORIES: dict[str, Callable[[], list]] = {
@@ -30,6 +30,7 @@ CATEGORIES: dict[str, Callable[[], list]] = {
     "cup": props.cups,
     "phone": props.phones,
     "cap": props.caps,
+    "headset": headsets.headsets,
 }
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "occluders"
