@@ -38,6 +38,7 @@ SHEETS = {
         "hand",
         "phone",
         "microphone",
+        "headset",
         "cup",
     ],
 }
@@ -51,7 +52,8 @@ def rows() -> list[str]:
 
 
 def render(out: Path) -> None:
-    """This tree's tiles: ``<row>_<k>.png`` for every row and sample."""
+    """This tree's tiles: ``<row>_<k>.png`` for every row and sample; a row of a category
+    this tree does not have (one added since) shows the bare face."""
     from PIL import Image
 
     import occlusion_synth
@@ -68,6 +70,9 @@ def render(out: Path) -> None:
         opts = SampleOptions({c: 1.0 for c in cats}, max_occluders=len(cats))
         for k in range(PER_ROW):
             face = faces[k % len(faces)]
+            if not set(cats) <= set(lib.categories):
+                Image.fromarray(face.image).save(out / f"{row}_{k}.png")
+                continue
             s = None
             for attempt in range(40):  # a combined row wants every category of it
                 s = make_sample(face, lib, np.random.default_rng([7, r, k, attempt]), opts)
