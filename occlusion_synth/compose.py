@@ -84,6 +84,9 @@ SHADOW_GRAIN_END = 64.0
 
 #: Relative darkening of R, G, B by a shadow on skin (warm shadows).
 _SHADOW_TINT = np.array([0.9, 1.0, 1.06], np.float32)
+#: The share of the contact shadow on an object's side facing the light (all of it on the
+#: side away from the light), so the shadow reads as cast rather than as a dark outline.
+SHADOW_LIT_SIDE = 0.25
 
 
 _NOISE_TABLE: np.ndarray | None = None
@@ -147,10 +150,8 @@ def _form_shading(solid: np.ndarray, light: tuple[float, float], depth: float) -
         return np.ones_like(dist)
     rim = np.clip(1.0 - dist * (1.0 / reach), 0.0, 1.0)
     rim *= rim
-    lx, ly = light
-    px = (np.arange(solid.shape[1], dtype=np.float32) - (x + w / 2)) * (lx / max(w / 2, 1))
-    py = (np.arange(solid.shape[0], dtype=np.float32) - (y + h / 2)) * (ly / max(h / 2, 1))
-    facing = np.clip(py[:, None] + px[None, :], -1.0, 1.0)
+    frame = Box(0, 0, solid.shape[1], solid.shape[0])
+    facing = _facing(frame, Box(x, y, x + w, y + h), light)
     return 1.0 - rim * (depth * (1.0 - 0.6 * facing))
 
 
@@ -250,9 +251,21 @@ def _clip(a: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None) ->
 
 # (Per-channel work below goes through cv2.merge: numpy's broadcasting over a trailing axis
 # of 3 is ten times slower.)
+def _facing(box: Box, centre: Box, light: tuple[float, float]) -> np.ndarray:
+    """Over ``box``: -1 (the side of ``centre``'s box away from the light) .. 1 (facing it)."""
+    x0, y0, x1, y1 = box
+    cx0, cy0, cx1, cy1 = centre
+    hw, hh = max((cx1 - cx0) / 2, 1.0), max((cy1 - cy0) / 2, 1.0)
+    px = (np.arange(x0, x1, dtype=np.float32) - (cx0 + cx1) / 2) * np.float32(light[0] / hw)
+    py = (np.arange(y0, y1, dtype=np.float32) - (cy0 + cy1) / 2) * np.float32(light[1] / hh)
+    return np.clip(py[:, None] + px[None, :], -1.0, 1.0)
+
+
 def _shadow(layer: Layer, plan: LayerPlan, light_dir: tuple[float, float]) -> np.ndarray:
     """5. The contact shadow's factor over ``plan.box``: blurred alpha/contact, pushed away
-    from the light; shadows on skin are warmer (blue darkens most)."""
+    from the light and falling on the side away from it (``SHADOW_LIT_SIDE`` of it on the
+    side facing the light: a mask's rim casts a line under its lower edge, not a dark ring
+    all round); shadows on skin are warmer (blue darkens most)."""
     x0, y0, x1, y1 = plan.box
     lx, ly = light_dir
     d = plan.shadow_dist
@@ -264,7 +277,8 @@ def _shadow(layer: Layer, plan: LayerPlan, light_dir: tuple[float, float]) -> np
     if sy1 > sy0 and sx1 > sx0:
         sh[sy0 + dy - y0 : sy1 + dy - y0, sx0 + dx - x0 : sx1 + dx - x0] = src[sy0:sy1, sx0:sx1]
     sh = cv2.GaussianBlur(sh, (0, 0), plan.shadow_sigma, borderType=cv2.BORDER_CONSTANT)
-    sh = np.minimum(sh * plan.shadow_strength, 0.9)
+    side = 1.0 - (1.0 - SHADOW_LIT_SIDE) * (_facing(plan.box, plan.obj, light_dir) + 1.0) / 2
+    sh = np.minimum(sh * side * np.float32(plan.shadow_strength), 0.9)
     return cv2.merge([1.0 - sh * float(t) for t in _SHADOW_TINT])
 
 

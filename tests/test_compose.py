@@ -109,6 +109,27 @@ def test_shadow_and_soft_edges_are_masked_and_extend_past_the_object() -> None:
     assert info["layers"][0]["shadow"]["from_contact"]
 
 
+def test_the_contact_shadow_falls_away_from_the_light() -> None:
+    """A mask's rim casts its shadow on the side away from the light, not a dark ring: with
+    the shadow's offset set to zero, the side facing the light still gets less of it."""
+    import dataclasses
+
+    from occlusion_synth.compose import _shadow, plan_layer
+
+    target = np.full((SIZE, SIZE, 3), 180, np.uint8)
+    layer = disc_layer(0.9)
+    layer.contact = layer.alpha.copy()
+    plan = plan_layer(layer, face_stats(target), np.random.default_rng(5), 1.0)
+    plan = dataclasses.replace(plan, shadow_dist=0.0, shadow_sigma=2.0, shadow_strength=0.4)
+    factor = _shadow(layer, plan, (0.0, -1.0))  # the light above
+    dark = 1.0 - factor.mean(2)
+    x0, y0 = plan.box[0], plan.box[1]
+    col = 128 - x0
+    below = dark[150 + 40 + 2 - y0 : 150 + 40 + 5 - y0, col].mean()  # under the lower rim
+    above = dark[150 - 40 - 4 - y0 : 150 - 40 - 1 - y0, col].mean()  # over the upper rim
+    assert below > 0.02 and above < 0.5 * below
+
+
 def test_gloss_adds_a_highlight_only_inside_the_mask() -> None:
     target = np.full((SIZE, SIZE, 3), 120, np.uint8)
     matte, _, _ = composite(target, [disc_layer(0.2, gloss=0.0)], np.random.default_rng(1))

@@ -148,14 +148,17 @@ MEDICAL = [
 #: lie on the face outline (Face Mesh's mean oval, ``placement.FIT_POINTS``) from the
 #: cheekbones to the jaw angle, and the lower edge runs from there under the chin in a wide
 #: U, below the jaw line (an opened pleated mask is a rectangle: its lower corners bridge
-#: the hollow under the jaw rather than hugging it like a shaped cloth mask)
+#: the hollow under the jaw rather than hugging it like a shaped cloth mask). The top edge's
+#: height follows real masks: aligned to this frame, the 11 harvest-half photos of
+#: ``real_occluded`` have it at y = 118-140 over the nose (median 129) and 123-143 below the
+#: eyes (median 136)
 MEDICAL_OUTLINE = [
     (68, 141),
-    (96, 133),
-    (113, 130.5),
-    (127, 124.5),  # pinched up over the nose by the nose wire
-    (141, 130.5),
-    (158, 133),
+    (96, 136),
+    (113, 133.5),
+    (127, 128.5),  # pinched up over the nose by the nose wire
+    (141, 133.5),
+    (158, 136),
     (186.5, 141),
     (189, 156),
     (184, 172),
@@ -192,7 +195,7 @@ def _medical(seed: int, color: str, loop: str) -> Drawn:
     cv.paint(body, _fabric_light(rgb(color), shade.astype(np.float32)))
     cv.paint(cv.polyline(outline, 7, closed=True) * body, rgb(color) * 0.93)  # bound edge
     # the nose wire: a slight ridge along the top edge
-    cv.paint(cv.polyline(t([(108, 135), (127, 132.5), (146, 135)]), 4) * body, rgb("#ffffff"), 0.3)
+    cv.paint(cv.polyline(t([(108, 138), (127, 136.5), (146, 138)]), 4) * body, rgb("#ffffff"), 0.3)
     return _finish(
         cv,
         t,
@@ -205,13 +208,13 @@ def _medical(seed: int, color: str, loop: str) -> Drawn:
 
 
 # -- cloth masks, N95 and KN95 ------------------------------------------------------------
-CLOTH_OUTLINE = [
+CLOTH_OUTLINE = [  # the top edge as high as the medical masks' (see there)
     (69, 142),
-    (97, 132),
-    (113, 129),
-    (127, 121.5),  # the seam rides up over the nose bridge
-    (141, 129),
-    (157, 132),
+    (97, 135),
+    (113, 132),
+    (127, 126),  # the seam rides up over the nose bridge
+    (141, 132),
+    (157, 135),
     (185.5, 142),
     (188, 160),
     (183.5, 178),
