@@ -17,6 +17,7 @@ import pytest
 from PIL import Image
 
 from occlusion_synth.faces import demo_faces
+from occlusion_synth.shards import iter_samples
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import blind_review  # noqa: E402
@@ -74,6 +75,14 @@ def test_sheet_and_key(tmp_path, monkeypatch, demo_build_options) -> None:
     width, height = Image.open(sheet).size
     assert width == blind_review.COLS * blind_review.TILE and height > blind_review.TILE
     assert not (sheet.parent / "key.json").exists()  # the key is not beside the sheet
+    # ... and each face once (the build has each of its 3 faces twice)
+    by_key = {s.key: s.meta["source_id"] for s in iter_samples(tmp_path / "built")}
+    for seed in range(8):
+        monkeypatch.setattr(sys, "argv", [*argv, "--seed", str(seed)])
+        blind_review.main()
+        picked = json.loads(key.read_text()).values()
+        faces = [by_key[v.rsplit("/", 1)[1]] for v in picked if v.startswith("synthetic")]
+        assert len(faces) == 2 and len(set(faces)) == 2, seed
 
 
 def test_too_few_samples_is_one_line(tmp_path, monkeypatch, demo_build_options) -> None:

@@ -10,7 +10,8 @@ itself tells them apart:
   celeba_small's), saved as JPEG, then aligned to the 256 frame by the project's aligner;
 * a sample takes its real partner's framing: it is laid into a photo of the partner's size
   (the inverse of the partner's alignment) and aligned back, so the part of the frame outside
-  that photo is filled the same way (edge pixels repeated and blurred).
+  that photo is filled the same way (edge pixels repeated and blurred);
+* each occluder, and each face, appears in one sample only.
 
 Nothing from the photos is written anywhere but ``--sheet`` and ``--key``.
 
@@ -130,15 +131,20 @@ def main() -> None:
     rng = random.Random(args.seed)
     samples: list = []
     used: set[tuple[str, ...]] = set()
+    faces: set[str] = set()
     want = 0
     for spec in args.build:
         folder, _, n = spec.rpartition(":")
         pool = list(iter_samples(Path(folder)))
         rng.shuffle(pool)
-        for s in pool:  # each occluder once: the real photos show n different objects too
+        # each occluder and each face once: the real photos show n different objects on n
+        # different people (two builds with one seed put their samples on the same faces)
+        for s in pool:
             names = tuple(layer["name"] for layer in s.meta["compose"]["layers"])
-            if len(samples) < want + int(n) and names not in used:
+            face = s.meta.get("source_id", s.key)
+            if len(samples) < want + int(n) and names not in used and face not in faces:
                 used.add(names)
+                faces.add(face)
                 samples.append((f"synthetic:{folder}/{s.key}", s))
         want += int(n)
     if len(samples) != len(reals):

@@ -145,23 +145,24 @@ MEDICAL = [
 ]
 
 #: medical mask rim in canonical coordinates: the top rides up the nose bridge, the sides
-#: lie on the face outline (Face Mesh's mean oval, ``placement.FIT_POINTS``) from the
+#: lie just inside the face outline (Face Mesh's mean oval, ``placement.FIT_POINTS``) from the
 #: cheekbones to the jaw angle, and the lower edge runs from there under the chin in a wide
 #: U, below the jaw line (an opened pleated mask is a rectangle: its lower corners bridge
 #: the hollow under the jaw rather than hugging it like a shaped cloth mask). The top edge's
 #: height follows real masks: aligned to this frame, the 11 harvest-half photos of
 #: ``real_occluded`` have it at y = 118-140 over the nose (median 129) and 123-143 below the
-#: eyes (median 136)
+#: eyes (median 136); their sides, just under the nose (y = 150), lie at x = 71 and 185
+#: (medians), a little inside the face's outline
 MEDICAL_OUTLINE = [
-    (68, 141),
+    (71, 141),
     (96, 136),
     (113, 133.5),
     (127, 128.5),  # pinched up over the nose by the nose wire
     (141, 133.5),
     (158, 136),
-    (186.5, 141),
-    (189, 156),
-    (184, 172),
+    (183.5, 141),
+    (185, 156),
+    (180.5, 172),
     (179.5, 192),
     (173, 209),
     (153, 221),
@@ -169,8 +170,8 @@ MEDICAL_OUTLINE = [
     (101, 221),
     (81, 209),
     (74.5, 192),
-    (70.5, 172),
-    (65.5, 156),
+    (74, 172),
+    (69.5, 156),
 ]
 
 
@@ -208,16 +209,16 @@ def _medical(seed: int, color: str, loop: str) -> Drawn:
 
 
 # -- cloth masks, N95 and KN95 ------------------------------------------------------------
-CLOTH_OUTLINE = [  # the top edge as high as the medical masks' (see there)
-    (69, 142),
+CLOTH_OUTLINE = [  # the top edge as high and the sides as wide as the medical masks'
+    (72, 142),
     (97, 135),
     (113, 132),
     (127, 126),  # the seam rides up over the nose bridge
     (141, 132),
     (157, 135),
-    (185.5, 142),
-    (188, 160),
-    (183.5, 178),
+    (182.5, 142),
+    (184, 160),
+    (181, 178),
     (174, 196),
     (158, 213),
     (142, 224),
@@ -225,8 +226,8 @@ CLOTH_OUTLINE = [  # the top edge as high as the medical masks' (see there)
     (112, 224),
     (96.5, 213),
     (80.5, 196),
-    (71, 178),
-    (66.5, 160),
+    (73.5, 178),
+    (70.5, 160),
 ]
 
 #: (name, base colour, pattern, second colour). Plain cotton masks are the commonest in
