@@ -163,6 +163,28 @@ def test_hands_come_in_from_an_image_edge(lib, category: str) -> None:
         assert {"mouth", "left_eye", "right_eye"} <= targets
 
 
+def test_a_hand_can_rest_on_the_forehead(lib) -> None:
+    """A palm or fist on the forehead (a salute, a headache): over the forehead, the arm
+    reaching an image edge, the hand's bulk above the nose."""
+    lm = mean_landmarks(0.0)
+    palms = [o for o in lib.by_category("hand") if "forehead" in o.placement.targets]
+    assert len(palms) >= 3
+    rng = np.random.default_rng(9)
+    seen = 0
+    for occ in palms:
+        for _ in range(40):
+            layer = place(occ, lm, rng)
+            if layer.params["target"] != "forehead":
+                continue
+            seen += 1
+            x, y = np.round(lm["forehead"] + (0, 0.2 * lm.inter_ocular)).astype(int)
+            assert layer.alpha[y, x] > 0.5 and touches_edge(layer.alpha), occ.name
+            if layer.params["edge"] == "top":
+                ys, _ = np.nonzero(layer.alpha > 0.5)
+                assert np.median(ys) < lm["nose_tip"][1], occ.name
+    assert seen >= 5
+
+
 @pytest.mark.parametrize("category", ["microphone", "cup"])
 def test_props_come_from_below_towards_the_mouth(lib, category: str) -> None:
     lm = mean_landmarks()

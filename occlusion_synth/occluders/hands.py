@@ -27,6 +27,9 @@ HAND_PLACEMENT = {
         "cheek_left": ["left", "bottom"],
         "cheek_right": ["right", "bottom"],
         "chin": ["bottom"],
+        # a palm or fist on the forehead (a salute, a headache, shading the eyes): the arm
+        # comes up from either side or down from above
+        "forehead": ["left", "right", "top"],
     },
 }
 
