@@ -249,8 +249,6 @@ def _clip(a: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None) ->
     return np.minimum(out, hi, out=out)
 
 
-# (Per-channel work below goes through cv2.merge: numpy's broadcasting over a trailing axis
-# of 3 is ten times slower.)
 def _facing(box: Box, centre: Box, light: tuple[float, float]) -> np.ndarray:
     """Over ``box``: -1 (the side of ``centre``'s box away from the light) .. 1 (facing it)."""
     x0, y0, x1, y1 = box
@@ -261,6 +259,8 @@ def _facing(box: Box, centre: Box, light: tuple[float, float]) -> np.ndarray:
     return np.clip(py[:, None] + px[None, :], -1.0, 1.0)
 
 
+# (Per-channel work below goes through cv2.merge: numpy's broadcasting over a trailing axis
+# of 3 is ten times slower.)
 def _shadow(layer: Layer, plan: LayerPlan, light_dir: tuple[float, float]) -> np.ndarray:
     """5. The contact shadow's factor over ``plan.box``: blurred alpha/contact, pushed away
     from the light and falling on the side away from it (``SHADOW_LIT_SIDE`` of it on the

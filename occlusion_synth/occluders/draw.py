@@ -263,6 +263,17 @@ class Drawn:
         self.material = material
 
 
+def walk(path, n: int | None = None, step: float = 0.5, upto: float = 1.0) -> np.ndarray:
+    """Points evenly spaced by arc length along the polyline ``path`` (N, 2), from its start
+    to ``upto`` of its length: ``n`` of them, or one every ``step`` (at least two)."""
+    p = np.asarray(path, np.float64)
+    s = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(p, axis=0), axis=1))])
+    end = s[-1] * upto
+    count = n if n is not None else max(int(end / step), 2)
+    at = np.linspace(0.0, end, count)
+    return np.stack([np.interp(at, s, p[:, k]) for k in (0, 1)], 1)
+
+
 def ellipse_outline(c, a: float, b: float, angle: float = 0.0, n: int = 32) -> np.ndarray:
     """Outline (n, 2) of an ellipse centred at ``c`` with semi-axes ``a``, ``b``, rotated by
     ``angle`` degrees (the first and last points coincide), for stroking with ``polyline``."""

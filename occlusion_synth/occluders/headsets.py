@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .draw import Canvas, Drawn, rgb
+from .draw import Canvas, Drawn, rgb, walk
 from .masks import MASK_ANCHORS, WARP_PLACEMENT, Template
 
 #: Mask anchors plus the brows and forehead, so the band over the head follows the face's
@@ -130,8 +130,8 @@ def _band_path(t: Template) -> np.ndarray:
 
 
 def _cup(cv: Canvas, t: Template, style: Style, side: int, full: bool) -> None:
-    """An ear cup seen from the front (edge-on): the shell, its padded inner rim and a lit
-    rim towards the light; ``full`` False draws the small pad of a mono headset."""
+    """An ear cup seen from the front (edge-on): the shell lit from the upper left, its padded
+    inner rim and a glint; ``full`` False draws the small pad of a mono headset."""
     hw, hh = style.cup if full else (style.cup[0] * 0.6, style.cup[1] * 0.55)
     c = t(_mirror([CUP_CENTRE], side))[0]
     hw, hh = hw * t.k, hh * t.k
@@ -141,8 +141,8 @@ def _cup(cv: Canvas, t: Template, style: Style, side: int, full: bool) -> None:
     cv.paint(body, np.clip(shell[None, None] * shade[..., None], 0, 1))
     inner = cv.ellipse((c[0] - side * 0.45 * hw, c[1]), (hw * 0.5, hh * 0.86))  # the pad
     cv.paint(inner * body, rgb(style.pad) * (0.8 + 0.3 * cv.noise(2.0, 0.15))[..., None])
-    cv.paint(cv.ellipse((c[0] + side * 0.3 * hw, c[1] - 0.35 * hh), (hw * 0.2, hh * 0.35)) * body,
-             rgb("#ffffff"), 0.16)  # fmt: skip
+    glint = cv.ellipse((c[0] + side * 0.3 * hw, c[1] - 0.35 * hh), (hw * 0.2, hh * 0.35))
+    cv.paint(glint * body, rgb("#ffffff"), 0.16)
 
 
 def _earhook(cv: Canvas, t: Template, style: Style, side: int) -> None:
@@ -157,12 +157,7 @@ def _earhook(cv: Canvas, t: Template, style: Style, side: int) -> None:
 
 def _boom(cv: Canvas, t: Template, style: Style, side: int) -> None:
     """The boom from the cup to beside the mouth, and its capsule (foam or bare)."""
-    p = np.asarray(BOOM_PATH, np.float64)
-    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    walk = np.linspace(0.0, s[-1] * style.reach, 20)
-    path = np.stack([np.interp(walk, s, p[:, k]) for k in (0, 1)], 1)
-    path = t(_mirror(path, side))
+    path = t(_mirror(walk(BOOM_PATH, 20, upto=style.reach), side))
     _tube(cv, path, style.boom * t.k, rgb(style.boom_colour))
     end, r = path[-1], style.capsule * t.k
     if style.foam:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from ..canonical import MEAN_SHAPE
-from .draw import SS, Canvas, Drawn, ellipse_outline, rgb
+from .draw import SS, Canvas, Drawn, ellipse_outline, rgb, walk
 
 MASK_ANCHORS = (
     "nose_bridge",
@@ -78,11 +78,8 @@ def _cord(cv: Canvas, path, width: float, color, fade_from: float = 0.55) -> Non
 
     Shaded across its section like a cylinder (dark edges, a lit middle), and fading out
     over its last part, where it passes behind the ear or the head."""
-    p = np.asarray(path, np.float64)
-    seg = np.linalg.norm(np.diff(p, axis=0), axis=1)
-    s = np.concatenate([[0.0], np.cumsum(seg)])
-    n = max(int(s[-1] / 0.5), 2)  # a dense walk along the path (half an asset pixel a step)
-    q = np.stack([np.interp(np.linspace(0, s[-1], n), s, p[:, k]) for k in (0, 1)], 1)
+    q = walk(path)  # a dense walk along the path (half an asset pixel a step)
+    n = len(q)
     r = width / 2
     x0, y0 = np.floor((q.min(0) - r - 1) * SS).astype(int)
     x1, y1 = np.ceil((q.max(0) + r + 1) * SS).astype(int)
