@@ -131,7 +131,7 @@ class SegmentTrainer:
         self.opt = torch.optim.AdamW(
             self.net.parameters(), lr=s["lr"], weight_decay=s["weight_decay"]
         )
-        self.amp, self.amp_dtype = amp_settings(cfg, device)
+        self.amp, self.amp_dtype = amp_settings(cfg, device, cpu_bf16=True)
         self.scaler = torch.amp.GradScaler(
             device.type, enabled=self.amp and self.amp_dtype == torch.float16
         )

@@ -48,14 +48,15 @@ class _Down(nn.Sequential):
 
 
 class _Up(nn.Module):
-    """Bilinear x2, concatenate the skip, two convolutions."""
+    """Upsample x2 (``mode``: bilinear or nearest), concatenate the skip, two convolutions."""
 
-    def __init__(self, cin: int, skip: int, cout: int) -> None:
+    def __init__(self, cin: int, skip: int, cout: int, mode: str = "bilinear") -> None:
         super().__init__()
         self.body = nn.Sequential(_conv(cin + skip, cout), _conv(cout, cout))
+        self.kw = {"mode": mode} | ({"align_corners": False} if mode == "bilinear" else {})
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
-        x = F.interpolate(x, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        x = F.interpolate(x, size=skip.shape[-2:], **self.kw)
         return self.body(torch.cat([x, skip], 1))
 
 
@@ -102,14 +103,16 @@ class ResNetEncoder(nn.Module):
 class SegmenterNet(nn.Module):
     """Encoder, U-Net decoder with skips, one logit per pixel at the input's size."""
 
-    def __init__(self, encoder: str = "unet", base_channels: int = 16) -> None:
+    def __init__(
+        self, encoder: str = "unet", base_channels: int = 16, upsample: str = "bilinear"
+    ) -> None:
         super().__init__()
         self.encoder = ResNetEncoder() if encoder == "resnet18" else UNetEncoder(base_channels)
         c = self.encoder.channels
         ups, cin = [], c[-1]
         for skip in reversed(c[:-1]):  # the last stage (skip: the input) is narrow
             cout = max(skip, base_channels) if skip != 3 else max(base_channels // 2, 4)
-            ups.append(_Up(cin, skip, cout))
+            ups.append(_Up(cin, skip, cout, upsample))
             cin = cout
         self.ups = nn.ModuleList(ups)
         self.head = nn.Conv2d(cin, 1, 1)
@@ -134,7 +137,7 @@ class SegmenterNet(nn.Module):
 def build_segmenter(cfg: dict[str, Any]) -> SegmenterNet:
     """The network of a config's ``segment`` section, with its backbone weights when given."""
     s = cfg["segment"]
-    net = SegmenterNet(s["encoder"], s["base_channels"])
+    net = SegmenterNet(s["encoder"], s["base_channels"], s["upsample"])
     if s["backbone_weights"]:
         load_backbone(net, Path(s["backbone_weights"]))
     return net

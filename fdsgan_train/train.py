@@ -101,13 +101,33 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def amp_settings(cfg: dict[str, Any], device: torch.device) -> tuple[bool, torch.dtype]:
-    """``train.amp``: auto (CUDA only) | true | false. bf16 where supported, else fp16."""
+def amp_settings(
+    cfg: dict[str, Any], device: torch.device, cpu_bf16: bool = False
+) -> tuple[bool, torch.dtype]:
+    """``train.amp``: auto | true | false. bf16 where supported, else fp16.
+
+    ``auto`` is on for CUDA and, with ``cpu_bf16`` (the segmenter), also on a CPU with
+    native bf16 matrix units (:func:`cpu_has_amx`), where oneDNN's bf16 convolutions run
+    ~1.4x faster than fp32.
+    """
     amp = cfg["train"]["amp"]
-    enabled = device.type == "cuda" if amp == "auto" else bool(amp)
+    if amp == "auto":
+        enabled = device.type == "cuda" or (device.type == "cpu" and cpu_bf16 and cpu_has_amx())
+    else:
+        enabled = bool(amp)
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         return enabled, torch.float16
     return enabled, torch.bfloat16
+
+
+def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+    """Whether this CPU has AMX bf16 tiles (the ``amx_bf16`` flag of Linux's ``cpuinfo``;
+    False where there is no such file)."""
+    try:
+        with open(cpuinfo) as f:
+            return any(line.startswith("flags") and "amx_bf16" in line.split() for line in f)
+    except OSError:
+        return False
 
 
 class Trainer:

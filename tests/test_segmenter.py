@@ -52,12 +52,15 @@ def seg_checkpoint(toy, tmp_path_factory):
     return run / "checkpoints" / "last.pt"
 
 
-def test_segmenter_learns_a_drawn_shape_on_demo_faces(toy):
+@pytest.mark.parametrize(("upsample", "amp"), [("bilinear", False), ("nearest", True)])
+def test_segmenter_learns_a_drawn_shape_on_demo_faces(toy, upsample, amp):
     torch.manual_seed(0)
     plain = {f"segment.augment.{k}": 0 for k in ("scale", "shift", "rotate", "colour")}
     plain |= {f"segment.augment.{k}": 0 for k in ("blur", "jpeg", "noise")}
-    cfg = load_config("segmenter", SMALL | plain | {"segment.lr": 3.0e-3})
+    mode = {"segment.upsample": upsample, "train.amp": amp}
+    cfg = load_config("segmenter", SMALL | plain | mode | {"segment.lr": 3.0e-3})
     trainer = SegmentTrainer(cfg, torch.device("cpu"))
+    assert trainer.amp is amp
     batches = train_loader(shard_paths(toy, "train"), cfg, 0, 0, 1, False)
     fixed = next(batches)
 
@@ -76,6 +79,41 @@ def test_segmenter_learns_a_drawn_shape_on_demo_faces(toy):
     end = iou()
     assert start < 0.4
     assert end > 0.6 and end > start + 0.3
+
+
+def test_amp_auto_is_bf16_on_an_amx_cpu_for_the_segmenter_only(tmp_path, monkeypatch):
+    from fdsgan_train import train
+
+    amx, plain = tmp_path / "amx", tmp_path / "plain"
+    amx.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    plain.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16\n")
+    assert train.cpu_has_amx(str(amx)) and not train.cpu_has_amx(str(plain))
+    assert not train.cpu_has_amx(str(tmp_path / "missing"))
+    cpu, cfg = torch.device("cpu"), load_config("segmenter")
+    assert cfg["train"]["amp"] == "auto"
+    for has_amx in (True, False):
+        monkeypatch.setattr(train, "cpu_has_amx", lambda has_amx=has_amx: has_amx)
+        assert train.amp_settings(cfg, cpu, cpu_bf16=True) == (has_amx, torch.bfloat16)
+        assert train.amp_settings(cfg, cpu)[0] is False  # the GAN: CUDA only
+        assert SegmentTrainer(cfg, cpu).amp is has_amx
+
+
+def test_old_segmenter_configs_read_with_bilinear_upsampling():
+    from fdsgan_train.config import validate
+
+    cfg = load_config("segmenter")
+    assert cfg["segment"]["upsample"] == "nearest"
+    old = {**cfg, "segment": {k: v for k, v in cfg["segment"].items() if k != "upsample"}}
+    assert validate(old)["segment"]["upsample"] == "bilinear"
+    nets = [
+        build_segmenter(load_config("segmenter", {"segment.upsample": m}))
+        for m in ("bilinear", "nearest")
+    ]
+    nets[1].load_state_dict(nets[0].state_dict())  # the same weights: only the x2 differs
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        a, b = (net.eval()(x) for net in nets)
+    assert a.shape == b.shape == (1, 1, 64, 64) and not torch.allclose(a, b)
 
 
 def test_metrics_on_hand_made_masks_with_known_iou():
