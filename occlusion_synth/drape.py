@@ -37,6 +37,12 @@ RIGID = ("n95", "kn95")
 #: How much of a pleat shows in the middle of the mask (stretched over the nose and chin),
 #: rising to all of it at the bound sides.
 PLEAT_MIDDLE = 0.6
+#: A pleat's height (of the fold's full step) and how far its shadow reaches below the fold
+#: (template px): real pleats read as thin fold lines on an even face of fabric; deeper or
+#: wider ones shaded the mask in broad horizontal bands, which blind reviewers took for a
+#: drawn template.
+PLEAT_HEIGHT = 0.55
+PLEAT_SHADOW = 4.0
 
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.65
@@ -76,9 +82,9 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
         lip = np.exp(-(((q + 1.6) * (1 / 2.4)) ** 2))
         # the step down to the next pleat, eased over ~4 px: a cliff read as a drawn line
         ramp = np.clip((q + 2.0) * (1 / 4.0), 0.0, 1.0)
-        step = np.exp(-np.maximum(q, 0) * (1 / 6.0)) * ramp * ramp * (3.0 - 2.0 * ramp)
-        h += 0.45 * lip - 0.9 * step  # one fold line per pleat, not a lit and a dark pair
-        hollow += step
+        step = np.exp(-np.maximum(q, 0) * (1 / PLEAT_SHADOW)) * ramp * ramp * (3.0 - 2.0 * ramp)
+        h += PLEAT_HEIGHT * (0.45 * lip - 0.9 * step)  # one fold line per pleat
+        hollow += PLEAT_HEIGHT * step
     info = {
         "kind": "pleats",
         "count": n,
@@ -120,7 +126,7 @@ def _creases(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np
     return h, {**info, "_hollow": np.clip(-h, 0, None) * 0.5}
 
 
-_ACROSS, _CHIN, _NOSE = 38.0, 20.0, 7.0
+_ACROSS, _CHIN, _NOSE = 38.0, 13.0, 7.0
 #: Half-width (template px) of the tent over the nose: a broad ridge, not a crease.
 _NOSE_WIDTH = 19.0
 

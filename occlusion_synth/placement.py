@@ -683,9 +683,30 @@ def _fit_points(T: np.ndarray | None, lm: Landmarks) -> tuple[np.ndarray, np.nda
     return src, dst
 
 
+#: Beyond this yaw (``estimate_yaw``) a face is seen nearly in profile: the far side's named
+#: anchors (the far jaw angle and mouth corner) lie on or behind the near ones, and pinning
+#: the template to them folds it over itself (a mask with a hole through it). They are left
+#: out; the far side follows the near side's fit and ``_clip_far_side`` ends it at the
+#: silhouette.
+PROFILE_YAW = 0.75
+
+
+def _anchor_names(occ: Occluder, lm: Landmarks) -> list[str]:
+    """The asset's anchors the face has, less the far side's on a face in profile (for an
+    asset pinned to both jaw angles: one worn on one side only keeps its own)."""
+    names = [k for k in occ.anchors.points if k in lm.points]
+    yaw = estimate_yaw(lm)
+    if abs(yaw) <= PROFILE_YAW or not {"jaw_left", "jaw_right"} <= set(names):
+        return names
+    near = [
+        k for k in names if k not in MEAN_SHAPE or (MEAN_SHAPE[k][0] - 127.3) * np.sign(yaw) < 10.0
+    ]
+    return near if len(near) >= 3 else names
+
+
 def _place_face_warp(occ: Occluder, lm: Landmarks, rng: np.random.Generator) -> Layer:
     j = _jitter(occ, rng)
-    names = [k for k in occ.anchors.points if k in lm.points]
+    names = _anchor_names(occ, lm)
     src = np.array([occ.anchors[k] for k in names], np.float64)
     dst = np.array([lm[k] for k in names], np.float64)
     iod = max(lm.inter_ocular, 1e-3)

@@ -323,3 +323,35 @@ def test_a_turned_face_without_the_mesh_cuts_the_mask_at_its_far_silhouette(lib)
     assert cut.alpha[far].max() == 0.0  # turned, nothing beyond the far cheek
     near = cut.alpha[nose_y : nose_y + 20, int(x) - 40 : int(x)]
     assert near.min() > 0.9  # the near side is whole
+
+
+#: Named landmarks (frame px) of a CelebA face seen nearly in profile (estimate_yaw -1): its
+#: far jaw angle lies inside the face, to the right of the near mouth corner.
+PROFILE = {
+    "left_eye": (111.7, 112.6), "right_eye": (146.9, 109.0), "nose_tip": (101.4, 145.1),
+    "nose_bridge": (116.8, 109.2), "mouth_left": (114.1, 181.6), "mouth_right": (139.8, 182.9),
+    "chin": (131.9, 224.5), "jaw_left": (128.8, 187.0), "jaw_right": (203.9, 191.3),
+    "brow_left": (104.4, 99.8), "brow_right": (145.6, 91.6), "forehead": (116.5, 67.7),
+}  # fmt: skip
+
+
+def hole_area(alpha: np.ndarray) -> int:
+    """Pixels inside the occluder's outline that it does not cover (holes through it)."""
+    solid = (alpha > 0.5).astype(np.uint8)
+    contours, _ = cv2.findContours(solid, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = cv2.drawContours(np.zeros_like(solid), contours, -1, 1, cv2.FILLED)
+    return int(filled.sum() - solid.sum())
+
+
+@pytest.mark.parametrize("name", ["medical_mask_white", "cloth_mask_denim"])
+def test_a_mask_on_a_face_in_profile_has_no_hole(name: str) -> None:
+    lm = Landmarks(PROFILE, provider="mediapipe")
+    assert estimate_yaw(lm) < -0.75
+    occ = next(o for o in OccluderLibrary.load().occluders if o.name == name)
+    for seed in range(4):
+        layer = place(occ, lm, np.random.default_rng(seed))
+        # the far jaw angle and mouth corner are not pinned: the template would fold
+        assert "jaw_left" not in layer.params["anchors"]
+        assert "jaw_right" in layer.params["anchors"]
+        area = int((layer.alpha > 0.5).sum())
+        assert area > 2000 and hole_area(layer.alpha) < 0.01 * area, (seed, hole_area(layer.alpha))
