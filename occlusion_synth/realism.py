@@ -84,35 +84,6 @@ def noise_sigma(gray: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2.0) * (kept_sum / (k + 1 + extra)) / (6.0 * 0.8237))
 
 
-#: ``face_noise_sigma``: block side (px), the share of blocks read (the flattest), and what
-#: i.i.d. Gaussian noise reads there as a share of its sigma (measured: 0.905 on 45x60 to
-#: 100x120 regions, 120 draws each).
-_NOISE_BLOCK = 8
-_NOISE_FLAT_SHARE = 30.0
-_NOISE_FLAT_BIAS = 0.905
-
-
-def face_noise_sigma(gray: np.ndarray) -> float:
-    """The sensor noise of a face region (grey levels): Immerkaer's response averaged over
-    8x8 blocks, read on the flattest 30 % of them and corrected for that choice.
-
-    A face carries texture finer than its noise's scale (stubble, wrinkles, glasses' rims,
-    teeth) that a whole-region estimate (:func:`noise_sigma`) counts as noise; the grain an
-    occluder is given from it then reads as that texture showing through. Regions too small
-    for 4 blocks fall back to :func:`noise_sigma`."""
-    g = gray.astype(np.float32, copy=False)
-    b = _NOISE_BLOCK
-    h, w = (g.shape[0] - 2) // b * b, (g.shape[1] - 2) // b * b
-    if h * w < 4 * b * b:
-        return noise_sigma(g)
-    resp = cv2.filter2D(g, cv2.CV_32F, _NOISE_KERNEL, borderType=cv2.BORDER_REFLECT)
-    blocks = cv2.resize(
-        np.abs(resp[1 : 1 + h, 1 : 1 + w]), (w // b, h // b), interpolation=cv2.INTER_AREA
-    )
-    flat = float(np.percentile(blocks, _NOISE_FLAT_SHARE))
-    return float(np.sqrt(np.pi / 2.0) * flat / 6.0 / _NOISE_FLAT_BIAS)
-
-
 def sharpness_ratio(gray: np.ndarray, weight: np.ndarray | None = None) -> float:
     """Mean squared Laplacian over mean squared gradient: about c / sigma^2 for blur sigma.
 
@@ -253,7 +224,7 @@ def face_stats(target: np.ndarray, source_scale: float = 1.0) -> FaceStats:
         face_luma=max(face_luma, 1.0),
         face_rgb=np.maximum(face_rgb.astype(np.float32), 1.0),
         light_dir=light_dir,
-        noise_sigma=face_noise_sigma(core) * (_RESAMPLED_NOISE if scale > 1.0 else 1.0),
+        noise_sigma=noise_sigma(core) * (_RESAMPLED_NOISE if scale > 1.0 else 1.0),
         blur_sigma=blur_sigma_from_ratio(sharpness_ratio(core), natural=True) * scale,
         source_scale=scale,
     )
