@@ -644,6 +644,12 @@ FIT_POINTS: dict[int, tuple[float, float]] = {
 FIT_MAX_YAW = 0.6
 
 
+def _near_side(x: np.ndarray | float, yaw: float) -> np.ndarray | bool:
+    """Whether canonical x lies on the near side of a face turned by ``yaw`` (up to 10
+    canonical px past the midline)."""
+    return (np.asarray(x) - 127.3) * np.sign(yaw) < 10.0
+
+
 def _similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """2x3 least-squares similarity taking points ``a`` (N, 2) onto ``b``."""
     ca, cb = a.mean(0), b.mean(0)
@@ -676,7 +682,7 @@ def _fit_points(T: np.ndarray | None, lm: Landmarks) -> tuple[np.ndarray, np.nda
     idx = list(FIT_POINTS)
     yaw = estimate_yaw(lm)
     if abs(yaw) > FIT_MAX_YAW:  # the far outline folds onto the silhouette: near side only
-        keep = (pts[:, 0] - 127.3) * np.sign(yaw) < 10.0
+        keep = _near_side(pts[:, 0], yaw)
         pts, idx = pts[keep], [i for i, k in zip(idx, keep, strict=True) if k]
     src = pts @ T[:, :2].T + T[:, 2]
     dst = lm.dense[idx].astype(np.float64)
@@ -698,9 +704,7 @@ def _anchor_names(occ: Occluder, lm: Landmarks) -> list[str]:
     yaw = estimate_yaw(lm)
     if abs(yaw) <= PROFILE_YAW or not {"jaw_left", "jaw_right"} <= set(names):
         return names
-    near = [
-        k for k in names if k not in MEAN_SHAPE or (MEAN_SHAPE[k][0] - 127.3) * np.sign(yaw) < 10.0
-    ]
+    near = [k for k in names if k not in MEAN_SHAPE or _near_side(MEAN_SHAPE[k][0], yaw)]
     return near if len(near) >= 3 else names
 
 
