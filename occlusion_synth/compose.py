@@ -59,6 +59,17 @@ _MIN_FEATHER = 0.6
 #: blind review read cool masks in warm scenes as pasted in at 0.5.
 CAST_STRENGTH = 0.8
 
+#: A held-off object's (``Layer.standoff``) shadow: blur added per pixel of standoff, and
+#: the factor on its strength (it is the whole silhouette's shadow, not a contact line).
+STANDOFF_SOFTNESS = 0.5
+STANDOFF_DARKNESS = 1.8
+#: ... and the share of the face's local shading it takes: it is lit in front of the face,
+#: so the face's eye sockets and the shadow beside its nose do not show on it.
+STANDOFF_SHADING = 0.3
+#: ... and a drawn one's form shading is that much deeper (fingers and a forearm are
+#: round); a harvested (``lit``) one keeps its photo's own rounding.
+STANDOFF_FORM = 1.8
+
 #: Where a drawn object's lit colour starts to roll off towards white (``_shoulder``).
 SHOULDER = 200.0
 
@@ -209,11 +220,18 @@ def plan_layer(
     shadow_sigma = rng.uniform(1.5, 3.5)
     shadow_dist = rng.uniform(1.0, 3.0)
     # Where the object rests on the skin casts a firm shadow; otherwise its whole silhouette
-    # casts a weaker one.
+    # casts a weaker one, unless it is held off the skin (a hand): then the shadow falls
+    # clear of it, as the gap that shows the hand is in front of the face.
     touches = layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
     shadow_strength = rng.uniform(0.22, 0.4) if touches else rng.uniform(0.12, 0.25)
+    if layer.standoff > 0:
+        shadow_dist += layer.standoff
+        shadow_sigma += STANDOFF_SOFTNESS * layer.standoff
+        shadow_strength *= STANDOFF_DARKNESS
+        shading_strength *= STANDOFF_SHADING
     gloss = layer.gloss * rng.uniform(0.25, 0.5)
-    form_depth = rng.uniform(0.12, 0.28)
+    deeper = layer.standoff > 0 and not layer.lit
+    form_depth = rng.uniform(0.12, 0.28) * (STANDOFF_FORM if deeper else 1.0)
     noise_offset = rng.random(2)
     spec_jitter = rng.uniform(-0.05, 0.05, (4, 2))
     # The object's box (grown by its feather) and the box its shadow may reach.
@@ -404,6 +422,7 @@ def _apply_layer(
         "cast": [round(float(c), 3) for c in cast],
         "gloss": round(float(plan.gloss), 3),
         **({"lit": True} if layer.lit else {}),
+        **({"standoff_px": round(float(layer.standoff), 3)} if layer.standoff > 0 else {}),
         "noise_sigma": round(float(plan.noise), 3),
         "shadow": {
             "strength": round(float(plan.shadow_strength), 3),

@@ -21,7 +21,9 @@ class Layer:
     v)``: over its box from (x0, y0), the canonical template point (u, v) each pixel shows,
     so per-sample folds and creases (``drape``) follow the warped fabric; else None.
     ``transform``: for a held object, the 2x3 map from its asset pixels to the frame (where
-    ``grip`` puts the hand that holds it); else None.
+    ``grip`` puts the hand that holds it); else None. ``standoff``: how far (frame pixels)
+    the object is held in front of the skin, 0 for one worn on it: its cast shadow falls
+    that much further from it, softer and darker (a hand over the face).
     """
 
     rgb: np.ndarray
@@ -34,3 +36,4 @@ class Layer:
     lit: bool = False
     surface: tuple[int, int, np.ndarray, np.ndarray] | None = None
     transform: np.ndarray | None = None
+    standoff: float = 0.0

@@ -166,6 +166,13 @@ _HAIR_CACHE: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
 BEHIND_HAIR_SLOTS = frozenset({"lower_face", "eyes", "head"})
 
 
+#: Slots of objects held in front of the face (hands, and props in a hand), and how far in
+#: front (``Layer.standoff``, frame pixels, about a tenth of the eye distance): without the
+#: gap their shadow shows, a hand the face's own colour reads as a see-through overlay.
+HELD_OFF_SLOTS = frozenset({"hand", "prop", "mouth_prop"})
+HELD_OFF_PX = 5.0
+
+
 def cached_hair(face: AlignedFace) -> np.ndarray:
     """``realism.hair_cover`` of a face (where hair hangs beside it), once per face."""
     return _per_face(_HAIR_CACHE, face, lambda f: hair_cover(f.image, f.landmarks))
@@ -484,6 +491,8 @@ def _draw_layers(
             note["hand_skin_tone"] = hold_in_hand(layer, occ, face, stats, rng, options)
         if occ.traits.slot in BEHIND_HAIR_SLOTS:
             put_behind_hair(layer, cached_hair(face))
+        if occ.traits.slot in HELD_OFF_SLOTS:
+            layer.standoff = HELD_OFF_PX
         layers.append(layer)
         extra.append(note)
     slots = {o.traits.slot: k for k, o in enumerate(occluders)}

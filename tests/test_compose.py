@@ -130,6 +130,39 @@ def test_the_contact_shadow_falls_away_from_the_light() -> None:
     assert below > 0.02 and above < 0.5 * below
 
 
+def test_a_held_off_object_casts_its_shadow_clear_of_it() -> None:
+    """A hand held in front of the face (``Layer.standoff``) darkens the skin a few pixels
+    beyond its lower edge, where an object worn on the face leaves it almost untouched."""
+    target = np.full((SIZE, SIZE, 3), 180, np.uint8)
+    worn, held = disc_layer(0.5), disc_layer(0.5)
+    held.standoff = 5.0
+    band = (slice(150 + 40 + 5, 150 + 40 + 9), slice(118, 139))  # below the lower rim
+    dark = {}
+    for name, layer in (("worn", worn), ("held", held)):
+        out, mask, _ = composite(target, [layer], np.random.default_rng(2))
+        assert_exact_mask(target, out, mask)
+        dark[name] = 180.0 - out[band].astype(float).mean()
+    assert dark["held"] > 4.0 and dark["held"] > 3 * max(dark["worn"], 0.5)
+
+
+def test_a_held_off_object_does_not_take_the_faces_local_shading() -> None:
+    """The face's dark eye socket under a hand does not show through it as a dark patch:
+    a held-off object takes only a little of the face's local shading."""
+    target = np.full((SIZE, SIZE, 3), 190, np.uint8)
+    target[125:175, 100:150] = 70  # a dark region of the face under the object
+    inner = disc_layer(0.6).alpha > 0.99
+    inner[:, :] &= np.abs(np.arange(SIZE) - 128)[None, :] < 30
+    spread = {}
+    for standoff in (0.0, 5.0):
+        layer = disc_layer(0.6)
+        layer.standoff = standoff
+        out, _, _ = composite(target, [layer], np.random.default_rng(4))
+        luma = out.astype(float).mean(2)
+        row = luma[140:160][:, inner[150]].mean(0)  # across the disc, through the dark part
+        spread[standoff] = float(row.max() - row.min())
+    assert spread[5.0] < 0.6 * spread[0.0]
+
+
 def test_gloss_adds_a_highlight_only_inside_the_mask() -> None:
     target = np.full((SIZE, SIZE, 3), 120, np.uint8)
     matte, _, _ = composite(target, [disc_layer(0.2, gloss=0.0)], np.random.default_rng(1))

@@ -100,6 +100,21 @@ def test_hands_take_a_skin_tone(faces, library) -> None:
     assert hand[0] > hand[2]
 
 
+@pytest.mark.parametrize(
+    ("category", "held"), [("hand", True), ("cup", True), ("medical_mask", False)]
+)
+def test_held_objects_stand_off_the_face_and_worn_ones_do_not(
+    faces, library, category, held
+) -> None:
+    """Hands and held props are composited as held in front of the face (their shadow falls
+    clear of them); a mask is worn on it."""
+    opts = SampleOptions(category_weights={category: 1.0})
+    s = make_sample(faces[0], library, np.random.default_rng(3), opts)
+    layer = s.meta["compose"]["layers"][0]
+    assert layer["category"] == category
+    assert (layer.get("standoff_px", 0.0) > 0) == held
+
+
 def test_category_strata_follow_the_weights_closely():
     """The build's low-discrepancy category choice tracks the weights at any n."""
     from occlusion_synth.occluders.library import OccluderLibrary
