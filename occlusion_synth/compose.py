@@ -220,9 +220,12 @@ def plan_layer(
     shadow_sigma = rng.uniform(1.5, 3.5)
     shadow_dist = rng.uniform(1.0, 3.0)
     # Where the object rests on the skin casts a firm shadow; otherwise its whole silhouette
-    # casts a weaker one, unless it is held off the skin (a hand): then the shadow falls
-    # clear of it, as the gap that shows the hand is in front of the face.
-    touches = layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
+    # casts a weaker one. An object held off the skin (a hand) casts its silhouette's, clear
+    # of it, as the gap that shows it is in front of the face (its contact map, a firm line
+    # under the fingertips, drew a black-eye smudge there).
+    touches = (
+        layer.standoff == 0 and layer.contact is not None and cv2.minMaxLoc(layer.contact)[1] > 0.02
+    )
     shadow_strength = rng.uniform(0.22, 0.4) if touches else rng.uniform(0.12, 0.25)
     if layer.standoff > 0:
         shadow_dist += layer.standoff

@@ -47,6 +47,11 @@ PLEAT_SHADOW = 4.0
 #: Slope shading and hollow darkening at full depth.
 SLOPE_GAIN = 0.65
 HOLLOW_GAIN = 0.3
+#: Share of the fabric's overall form (``_body``: round across the face, tented over the
+#: nose) that the key light's slope shading sees. At full relief a side-lit mask split
+#: into a bright and a dark half down the nose line, which blind reviewers called a pasted
+#: template in two of two rounds; the form still darkens towards the rim (``VIEW_GAIN``).
+BODY_LIGHT = 0.45
 #: Largest slope (template px per template px) the light shading takes.
 MAX_SLOPE = 1.4
 #: Sheen added (0..1 scale) to black fabric on a slope facing the light squarely; less on
@@ -158,6 +163,17 @@ def _body_tilt(u: np.ndarray, v: np.ndarray, nose: bool) -> np.ndarray:
     return (1.0 - 1.0 / np.sqrt(1.0 + gu * gu + gv * gv)).astype(np.float32)
 
 
+def _facing(h: np.ndarray, per_px: np.ndarray, light: tuple[float, float]) -> np.ndarray:
+    """How squarely the height field ``h`` (template px) faces ``light`` at each frame
+    pixel (-1..1), from its slope per template px (``per_px``: template px per frame px)."""
+    hx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
+    hy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
+    # slopes past MAX_SLOPE are where the warp folds (a profile face), not the fabric
+    big = np.sqrt(hx * hx + hy * hy)
+    cap = np.minimum(1.0, MAX_SLOPE / np.maximum(big, 1e-6))
+    return np.clip(-(hx * light[0] + hy * light[1]) * cap, -1.0, 1.0)
+
+
 def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator) -> None:
     """Shade ``layer``'s fabric in place by per-sample folds (see the module docstring).
 
@@ -173,7 +189,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     else:
         h, info = _creases(u, v, rng)
     nose = layer.category != "scarf"
-    h = h + _body(u, v, nose)
+    body = _body(u, v, nose)
     hollow = info.pop("_hollow")
     # template px per frame px at each pixel (the warp's area scale), to turn the frame
     # gradient into a slope per template px; where the warp folds (a turned face's far side)
@@ -181,16 +197,13 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     ux, uy = cv2.Sobel(u, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(u, cv2.CV_32F, 0, 1, ksize=1)
     vx, vy = cv2.Sobel(v, cv2.CV_32F, 1, 0, ksize=1), cv2.Sobel(v, cv2.CV_32F, 0, 1, ksize=1)
     per_px = np.sqrt(np.maximum(np.abs(ux * vy - uy * vx) * 0.25, 1e-6))
-    hx = cv2.Sobel(h, cv2.CV_32F, 1, 0, ksize=1) * (0.5 / per_px)
-    hy = cv2.Sobel(h, cv2.CV_32F, 0, 1, ksize=1) * (0.5 / per_px)
     # the face's key light, plus the sky or ceiling light from above every photo has
     lx, ly = light_dir[0], light_dir[1] - AMBIENT_ABOVE
     norm = max(float(np.hypot(lx, ly)), 1e-6)
-    lx, ly = lx / norm, ly / norm
-    # slopes past MAX_SLOPE are where the warp folds (a profile face), not the fabric
-    big = np.sqrt(hx * hx + hy * hy)
-    cap = np.minimum(1.0, MAX_SLOPE / np.maximum(big, 1e-6))
-    facing = np.clip(-(hx * lx + hy * ly) * cap, -1.0, 1.0)
+    light = (lx / norm, ly / norm)
+    # the folds with a share of the form shade the fabric; the whole form makes its sheen
+    facing = _facing(h + BODY_LIGHT * body, per_px, light)
+    facing_full = _facing(h + body, per_px, light)
     shade = 1.0 + SLOPE_GAIN * facing
     shade *= 1.0 - HOLLOW_GAIN * np.clip(hollow, 0, 1.5)
     # whatever the light, the fabric turning away from the camera (round the cheeks, under
@@ -200,7 +213,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
     f = np.where(a > 0, shade, 1.0).astype(np.float32)
     # dark fabric shows the light as a sheen on the slopes facing it, not as brightness
-    sheen = SHEEN * np.where(a > 0, np.clip(facing, 0.0, 1.0) ** 2, 0.0).astype(np.float32)
+    sheen = SHEEN * np.where(a > 0, np.clip(facing_full, 0.0, 1.0) ** 2, 0.0).astype(np.float32)
     dark = 1.0 - box @ LUMA
     rgb = layer.rgb.copy()
     rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(

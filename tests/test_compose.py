@@ -398,3 +398,18 @@ def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
     inside = out[110:190, 100:156].astype(np.float32)
     assert (inside >= 254).mean() < 0.05  # not a flat white patch
     assert inside.max() > 215  # but still white
+
+
+def test_a_held_off_object_casts_its_silhouettes_shadow_not_its_contact_line() -> None:
+    """A hand's contact map (where its fingertips would touch) draws no firm shadow line
+    once it is held off the face: the shadow comes from its whole silhouette."""
+    target = np.full((SIZE, SIZE, 3), 180, np.uint8)
+    infos = {}
+    for standoff in (0.0, 5.0):
+        layer = disc_layer(0.5)
+        layer.contact = np.zeros_like(layer.alpha)
+        layer.contact[185:191, 120:136] = 1.0  # a contact patch at the lower rim
+        layer.standoff = standoff
+        _, _, info = composite(target, [layer], np.random.default_rng(2))
+        infos[standoff] = info["layers"][0]["shadow"]
+    assert infos[0.0]["from_contact"] and not infos[5.0]["from_contact"]

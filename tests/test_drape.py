@@ -208,4 +208,22 @@ def test_black_fabric_shows_a_sheen_where_it_faces_the_light(lib) -> None:
         drape(layer, (-0.7, -0.7), np.random.default_rng(0))
         solid = layer.alpha > 0.99
         gains[colour] = float(np.percentile(layer.rgb.mean(axis=2)[solid] / before[solid], 99.5))
-    assert gains["black"] > gains["white"] + 0.15, gains  # (equal without the sheen)
+    assert gains["black"] > gains["white"] + 0.06, gains  # (equal without the sheen)
+
+
+def test_a_side_lit_mask_does_not_split_into_a_bright_and_a_dark_half(lib) -> None:
+    """Under a side light the halves either side of the nose line differ gently (full relief
+    gave 1.33 at +-20 px, read by blind reviewers as a two-tone template), yet the lit
+    side stays the brighter."""
+    lm = Landmarks({k: tuple(v) for k, v in MEAN_SHAPE.items()}, provider="mean")
+    occ = next(o for o in lib.by_category("medical_mask") if "white" in o.name)
+    y, x = int(lm["nose_tip"][1]) + 12, int(round(lm["nose_tip"][0]))
+    layer = place(occ, lm, np.random.default_rng(1))
+    before = layer.rgb.copy()
+    drape(layer, (-0.7, -0.7), np.random.default_rng(2))
+    ratio = layer.rgb.mean(axis=2) / np.maximum(before.mean(axis=2), 1e-3)
+
+    def at(dx: int) -> float:
+        return float(ratio[y - 3 : y + 4, x + dx - 3 : x + dx + 4].mean())
+
+    assert 1.03 < at(-20) / at(20) < 1.2

@@ -10,7 +10,8 @@ import pytest
 from occlusion_synth.categories import CATEGORIES, default_traits
 from occlusion_synth.faces import demo_faces, load_aligned
 from occlusion_synth.occluders.library import OccluderLibrary
-from occlusion_synth.sample import SampleOptions, cheek_colour, make_sample
+from occlusion_synth.realism import colour_cast, exposure_gain, face_stats
+from occlusion_synth.sample import SampleOptions, cheek_colour, make_sample, skin_tone
 
 
 def compatible(category: str, chosen: list[str]) -> bool:
@@ -189,3 +190,17 @@ def test_drawn_phones_in_a_sample_record_their_hand_tone(faces, library) -> None
     occ = s.meta["occluders"][0]
     assert occ["category"] == "phone" and occ["skin_from"] == "face"
     assert len(occ["skin_tone"]) == 3
+
+
+def test_a_hand_from_the_face_is_never_lit_brighter_than_the_cheeks_it_is_read_at(faces):
+    """A face-coloured hand, once lit like the face, is at most as bright as the cheekbones
+    (and at least 0.8 of them): brighter hands read as washed out beside the skin."""
+    face = faces[0]
+    stats = face_stats(face.image)
+    cheek = cheek_colour(face)
+    light = exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb)
+    for seed in range(40):
+        tone, origin = skin_tone(face, stats, np.random.default_rng(seed), 1.0)
+        assert origin == "face"
+        lit = tone * light
+        assert (lit <= cheek * 1.031 + 1e-3).all() and lit.mean() >= 0.8 * cheek.mean()
