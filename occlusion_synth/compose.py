@@ -64,11 +64,9 @@ CAST_STRENGTH = 0.8
 STANDOFF_SOFTNESS = 0.5
 STANDOFF_DARKNESS = 1.8
 #: ... and the share of the face's local shading it takes: it is lit in front of the face,
-#: so the face's eye sockets and the shadow beside its nose do not show on it.
-STANDOFF_SHADING = 0.3
-#: ... and a drawn one's form shading is that much deeper (fingers and a forearm are
-#: round); a harvested (``lit``) one keeps its photo's own rounding.
-STANDOFF_FORM = 1.8
+#: so the face's eye sockets and brows do not show on it (at 0.3 reviewers still saw the
+#: eye and brow "through" drawn hands; a deeper form shading on them read as grey).
+STANDOFF_SHADING = 0.1
 
 #: Where a drawn object's lit colour starts to roll off towards white (``_shoulder``).
 SHOULDER = 200.0
@@ -233,8 +231,7 @@ def plan_layer(
         shadow_strength *= STANDOFF_DARKNESS
         shading_strength *= STANDOFF_SHADING
     gloss = layer.gloss * rng.uniform(0.25, 0.5)
-    deeper = layer.standoff > 0 and not layer.lit
-    form_depth = rng.uniform(0.12, 0.28) * (STANDOFF_FORM if deeper else 1.0)
+    form_depth = rng.uniform(0.12, 0.28)
     noise_offset = rng.random(2)
     spec_jitter = rng.uniform(-0.05, 0.05, (4, 2))
     # The object's box (grown by its feather) and the box its shadow may reach.
