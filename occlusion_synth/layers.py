@@ -22,8 +22,9 @@ class Layer:
     so per-sample folds and creases (``drape``) follow the warped fabric; else None.
     ``transform``: for a held object, the 2x3 map from its asset pixels to the frame (where
     ``grip`` puts the hand that holds it); else None. ``standoff``: how far (frame pixels)
-    the object is held in front of the skin, 0 for one worn on it: its cast shadow falls
-    that much further from it, softer and darker (a hand over the face).
+    the object is held in front of the skin, 0 for one worn on it: its silhouette's shadow
+    falls that much further from it, softer and darker, and it takes little of the face's
+    local shading (a hand over the face: ``compose.STANDOFF_*``).
     """
 
     rgb: np.ndarray
