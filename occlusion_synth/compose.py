@@ -78,12 +78,14 @@ SHOULDER = 200.0
 LIT_FORM = 0.5
 
 #: What the blur estimate (``realism.face_stats``, source px) reads on a perfectly sharp
-#: step edge of an upsampled JPEG source: its JPEG and resampling, which ``_reshoot`` puts
-#: an occluder through again, so only the rest of a face's measured blur is the photo's
-#: optics and goes into the feather. Measured: a step in an 89-px source, JPEG 75, cubic
-#: x2.88, reads as 0.45 source px. With the whole measured blur in the feather, an outline
-#: on that photo came out 2.2x as wide as its step edge (10-90 %: 4.7 against 2.2 frame
-#: px; now 1.4x), and blind reviewers called masks "blurrier than the face" in most rounds.
+#: step edge of an upsampled source: its resampling (and JPEG, where it has one), which
+#: ``_reshoot`` puts an occluder through again, so only the rest of a face's measured blur
+#: is the photo's optics and goes into the feather. Measured on a step in an 89-px source,
+#: cubic x2.88: 0.43-0.68 source px lossless, 0.43-0.81 at JPEG 75-90, by the step's
+#: sub-pixel phase; 0.45 at JPEG 75 on a pixel boundary. With the whole measured blur in
+#: the feather, an outline on that photo came out 2.2x as wide as its step edge (10-90 %:
+#: 4.7 against 2.2 frame px; now 1.4x), and blind reviewers called masks "blurrier than
+#: the face" in most rounds.
 RESHOT_SOFTENING = 0.45
 #: The least feather of an occluder on an upsampled source, in source px (a camera's own
 #: anti-aliasing: without it fine stripes alias in ``_reshoot``'s area-down).
