@@ -137,7 +137,9 @@ def eval_main(
     default=0,
     show_default=True,
     metavar="PX",
-    help="Grow the predicted mask by PX photo pixels (a loose mask hides edge remnants).",
+    help="Grow the predicted mask by PX photo pixels (a loose mask hides edge remnants; a "
+    "segmenter trained on segment.target object finds the occluder itself, and its shadow "
+    "and soft rim lie just outside: 2-4 px lets the de-occluder repaint them).",
 )
 @_DEVICE
 @_required_path("--out", "Output PNG (single photo) or folder (NAME.png per photo).")

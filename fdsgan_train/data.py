@@ -131,10 +131,18 @@ def decode_sample(key: str, members: dict[str, bytes], shard: Location) -> shard
 
 
 def decode(key: str, members: dict[str, bytes], shard: Location) -> dict:
-    """Members of one sample -> ``key`` and the three tensors (mask is ``> 127`` of the PNG)."""
+    """Members of one sample -> ``key`` and its tensors: ``input``, ``mask`` (``> 127`` of
+    the PNG), ``target`` and ``object`` (``Sample.occluder_mask``, for the segmenter)."""
     s = decode_sample(key, members, shard)
     mask = torch.from_numpy(s.mask > 127).float()[None]
-    return {"key": key, "input": _rgb(s.input), "mask": mask, "target": _rgb(s.target)}
+    obj = mask if s.object_mask is None else torch.from_numpy(s.object_mask > 127).float()[None]
+    return {
+        "key": key,
+        "input": _rgb(s.input),
+        "mask": mask,
+        "target": _rgb(s.target),
+        "object": obj,
+    }
 
 
 def _one_line_errors(items: Iterable) -> Iterator:

@@ -62,13 +62,15 @@ HEADERS = {
 
 @dataclass
 class EvalSample:
-    """One synthetic test sample: uint8 RGB input/target, uint8 mask (255 = occluded)."""
+    """One synthetic test sample: uint8 RGB input/target, uint8 mask (255 = occluded) and,
+    where the shard has it, the occluders' own pixels (``object_mask``, within ``mask``)."""
 
     key: str
     category: str
     input: np.ndarray
     mask: np.ndarray
     target: np.ndarray
+    object_mask: np.ndarray | None = None
 
     @property
     def coverage(self) -> float:
@@ -110,7 +112,8 @@ def load_split(data: Path, split: str, limit: int | None = None) -> list[EvalSam
         for path in paths:
             for key, members in iter_raw_samples(path):
                 s = decode_sample(key, members, path)
-                out.append(EvalSample(s.key, _categories_of(s.meta), s.input, s.mask, s.target))
+                cats = _categories_of(s.meta)
+                out.append(EvalSample(s.key, cats, s.input, s.mask, s.target, s.object_mask))
                 if limit is not None and len(out) >= limit:
                     return out
     except ShardError as exc:

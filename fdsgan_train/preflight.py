@@ -38,7 +38,7 @@ def check_shard(path: Path) -> int:
                 if ext in groups.setdefault(k, set()):
                     raise shards.ShardError(f"member {member.name!r} appears twice")
                 groups[k].add(ext)
-                if ext not in shards.MEMBERS:
+                if ext not in shards.KNOWN_MEMBERS:
                     raise shards.ShardError(f"member {member.name!r} is not part of the format")
                 fh = tar.extractfile(member)  # a regular member: never None
                 if ext == "json":

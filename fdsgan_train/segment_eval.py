@@ -1,8 +1,10 @@
 """``fdsgan-eval`` on a segmenter checkpoint: IoU, F1 and boundary F-score.
 
 * Synthetic split: each sample's occluded input (the 256x256 frame) is segmented and compared
-  with its exact mask, pixel by pixel in the frame; means overall, per occluder category and
-  per mask-coverage bin (``evaluate.COVERAGE_BINS``).
+  with the mask the checkpoint was trained to find (``segment.target``): the occluders' own
+  pixels (``object.png``; ``mask.png`` in shards without it) or every changed pixel
+  (``mask.png``), pixel by pixel in the frame; means overall, per occluder category and per
+  mask-coverage bin (``evaluate.COVERAGE_BINS``, of that mask).
 * ``--real DIR``: each photo ``NAME.jpg`` with its hand-made mask ``NAME.mask.png`` (beside
   it or in ``DIR/masks/``) is aligned to the frame exactly as ``fdsgan-infer`` aligns it
   (``infer.align_photo``: landmarks found on the photo itself, no use of the mask); the true
@@ -178,18 +180,29 @@ def outline_sheet(tiles: list, path: Path, tile: int = 256, columns: int = 4) ->
 # --------------------------------------------------------------------------- synthetic split
 
 
+def truth_of(sample, target: str) -> np.ndarray:
+    """The mask a segmenter trained on ``target`` (``segment.target``) is scored against."""
+    if target == "object" and sample.object_mask is not None:
+        return sample.object_mask
+    return sample.mask
+
+
 def score_synthetic(samples, segmenter, batch_size: int = 16) -> list[dict]:
-    """One row per ``evaluate.EvalSample``: its category, coverage and scores."""
+    """One row per ``evaluate.EvalSample``: its category, coverage and scores, against
+    :func:`truth_of` the segmenter's ``segment.target``."""
     from tqdm import tqdm
 
+    target = segmenter.config["segment"]["target"]
     rows = []
     bar = tqdm(total=len(samples), desc="segmenting", unit="sample")
     for i in range(0, len(samples), batch_size):
         chunk = samples[i : i + batch_size]
         preds = segmenter.masks([s.input for s in chunk])
         for s, pred in zip(chunk, preds, strict=True):
+            truth = truth_of(s, target)
             row = {"key": s.key, "source": "synthetic", "category": s.category}
-            rows.append(row | {"coverage": s.coverage} | mask_scores(pred, s.mask))
+            coverage = float((truth > 0).mean())
+            rows.append(row | {"coverage": coverage} | mask_scores(pred, truth))
         bar.update(len(chunk))
     bar.close()
     return rows
@@ -200,8 +213,18 @@ def _line(name: str, part) -> str:
     return f"| {name} | {len(part)} | {cells} |"
 
 
-def summary_markdown(frame, checkpoint: Path, data: Path, split: str, real, notes) -> str:
-    """segmenter_summary.md: overall, per category, per coverage bin, per real photo."""
+#: How the summary names what the synthetic samples are scored against (``truth_of``).
+TRUTH_NAMES = {
+    "object": "the occluders' own pixels (object.png; mask.png in shards without it)",
+    "mask": "every pixel the compositor changed (mask.png: shadows and soft rims included)",
+}
+
+
+def summary_markdown(
+    frame, checkpoint: Path, data: Path, split: str, real, notes, target: str = "mask"
+) -> str:
+    """segmenter_summary.md: overall, per category, per coverage bin, per real photo;
+    ``target``: the checkpoint's ``segment.target`` (what synthetic samples are scored on)."""
     from .evaluate import COVERAGE_BINS, _bin_name
 
     head = ["| Set | n | IoU ↑ | F1 ↑ | Boundary F ↑ |", "|---|---:|---:|---:|---:|"]
@@ -210,7 +233,8 @@ def summary_markdown(frame, checkpoint: Path, data: Path, split: str, real, note
         "# Occlusion segmenter evaluation",
         "",
         f"- checkpoint: `{checkpoint}`",
-        f"- synthetic: `{data}`, split `{split}`; scored in the 256x256 frame",
+        f"- synthetic: `{data}`, split `{split}`; scored in the 256x256 frame against "
+        f"{TRUTH_NAMES[target]}",
         f"- real: `{real}`; each photo aligned to the frame as fdsgan-infer aligns it, scored "
         "in the frame's pixels that come from inside the photo"
         if real
@@ -271,7 +295,8 @@ def evaluate_segmenter(
     out.mkdir(parents=True, exist_ok=True)
     paths = {"metrics": out / "segmenter_metrics.csv", "summary": out / "segmenter_summary.md"}
     frame.to_csv(paths["metrics"], index=False)
-    text = summary_markdown(frame, checkpoint, data, split, real, notes)
+    target = segmenter.config["segment"]["target"]
+    text = summary_markdown(frame, checkpoint, data, split, real, notes, target)
     paths["summary"].write_text(text, encoding="utf-8")
     if tiles:
         paths["sheet"] = outline_sheet(tiles, out / "real_sheet.png")

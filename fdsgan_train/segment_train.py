@@ -63,24 +63,37 @@ MAX_CACHE_GIB = 8.0
 class SegmentCache:
     """A split at ``segment.size`` as uint8 (batched by ``device_data.device_batches``):
     ``input`` (N, 3, S, S), ``mask`` (N, 1, S, S) the area-averaged 0/1 mask x 255 (what the
-    streaming path's ``resize`` of the mask gives)."""
+    streaming path's ``resize`` of the mask gives) of the ``target`` member (``object`` or
+    ``mask``: :func:`target_key`)."""
 
     input: torch.Tensor
     mask: torch.Tensor
+    target: str = "mask"
 
     def __len__(self) -> int:
         return self.input.shape[0]
 
     def batch(self, index: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Samples ``index`` as float32: input in [-1, 1], mask in [0, 1]."""
+        """Samples ``index`` as float32: input in [-1, 1], the target mask in [0, 1] (under
+        the key of its member, as the streaming path's batches have it)."""
         return {
             "input": self.input[index].float().div_(127.5).sub_(1.0),
-            "mask": self.mask[index].float().div_(255.0),
+            self.target: self.mask[index].float().div_(255.0),
         }
 
 
-def load_cache(paths: list, size: int, progress: bool = False) -> SegmentCache | None:
-    """Decode every sample of ``paths`` and hold it at ``size`` x ``size`` (None: no sample)."""
+def target_key(cfg: dict[str, Any]) -> str:
+    """The batch key the segmenter learns (``segment.target``): ``object``, the occluders'
+    own pixels (``Sample.occluder_mask``: ``mask`` in shards without ``object.png``), or
+    ``mask``, every pixel the compositor changed."""
+    return cfg["segment"]["target"]
+
+
+def load_cache(
+    paths: list, size: int, progress: bool = False, target: str = "object"
+) -> SegmentCache | None:
+    """Decode every sample of ``paths`` and hold it at ``size`` x ``size`` (None: no sample);
+    ``target``: the mask kept (``object`` or ``mask``, :func:`target_key`)."""
     inputs, masks = [], []
     try:
         for path in paths:
@@ -88,7 +101,8 @@ def load_cache(paths: list, size: int, progress: bool = False) -> SegmentCache |
                 iter_raw_samples(path), desc="caching", disable=not progress, leave=False
             ):
                 s = decode_sample(key, members, path)
-                mask = (s.mask > 127).astype(np.float32)
+                kept = s.occluder_mask if target == "object" else s.mask
+                mask = (kept > 127).astype(np.float32)
                 if s.input.shape[0] != size:
                     inputs.append(cv2.resize(s.input, (size, size), interpolation=cv2.INTER_AREA))
                     mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
@@ -100,7 +114,8 @@ def load_cache(paths: list, size: int, progress: bool = False) -> SegmentCache |
     if not inputs:
         return None
     image = torch.from_numpy(np.stack(inputs)).permute(0, 3, 1, 2).contiguous()
-    return SegmentCache(image, torch.from_numpy(np.stack(masks))[:, None].contiguous())
+    masks_t = torch.from_numpy(np.stack(masks))[:, None].contiguous()
+    return SegmentCache(image, masks_t, target)
 
 
 def use_cache(setting, n_samples: int, size: int) -> bool:
@@ -163,7 +178,8 @@ class SegmentTrainer:
         """Input and mask at ``segment.size``, augmented (seeded by step and rank) when
         ``index`` is given."""
         size = self.cfg["segment"]["size"]
-        image, mask = resize(batch["input"], size), resize(batch["mask"], size)
+        image = resize(batch["input"], size)
+        mask = resize(batch[target_key(self.cfg)], size)
         if index is not None:
             self.aug_gen.manual_seed(hash((self.cfg["seed"], index, self.dist.rank)) % 2**63)
             image, mask = augment(image, mask, self.cfg["segment"]["augment"], self.aug_gen)
@@ -269,8 +285,9 @@ def train_segmenter(cfg, data_dir: Path, run_dir: Path, resume: bool, device, di
     size, budget = cfg["segment"]["size"], cfg["segment"]["minutes"]
     cache = None
     if use_cache(cfg["data"]["on_device"], n_train, size):
-        cache = load_cache(train_paths, size, progress=dist.is_main)
-        val_cache = load_cache(val_paths, size) if val_paths else None
+        target = target_key(cfg)
+        cache = load_cache(train_paths, size, progress=dist.is_main, target=target)
+        val_cache = load_cache(val_paths, size, target=target) if val_paths else None
         val = cache_eval(val_cache, batch, dist.rank, dist.world_size) if val_cache else None
     else:
         val = (

@@ -451,6 +451,23 @@ def _apply_layer(
     }
 
 
+#: An occluder's own pixels are those it covers at least this much (``object_mask``).
+OBJECT_ALPHA = 0.5
+
+
+def object_mask(layers: list[Layer], mask: np.ndarray) -> np.ndarray:
+    """HxW uint8, 255 where any layer covers at least ``OBJECT_ALPHA`` and ``mask`` is set.
+
+    The occluders themselves, as a hand-made mask of a real photo marks them: ``mask`` also
+    holds their shadows, soft rims and the re-shoot's spread (29 % more pixels at the median
+    of the segmenter recipe's mix; IoU 0.78 between the two, 0.38 for headsets).
+    """
+    out = np.zeros(mask.shape, bool)
+    for layer in layers:
+        out |= layer.alpha >= OBJECT_ALPHA
+    return (out & (mask > 0)).view(np.uint8) * np.uint8(255)
+
+
 def _differs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """HxW uint8 map, 1 where two HxWx3 uint8 images differ in any channel, else 0."""
     d = cv2.absdiff(a, b)

@@ -57,6 +57,10 @@ MAX_SLOPE = 1.4
 #: Sheen added (0..1 scale) to black fabric on a slope facing the light squarely; less on
 #: lighter fabric (by the square of its darkness), where the slope shading shows instead.
 SHEEN = 0.12
+#: Sheen (0..1 scale, by the square of the fabric's darkness) along a pleat's lip, where the
+#: fold turns up to the room's light: black pleated masks in photos show each pleat as a grey
+#: band over a dark fold line; the slope light alone left them a flat black patch.
+PLEAT_SHEEN = 0.16
 #: Darkening of fabric turned fully away from the camera (by 1 - its normal's z).
 VIEW_GAIN = 0.8
 #: Light from above added to the face's light direction (sky, ceiling), so folds show
@@ -80,6 +84,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
     wave = 0.35 * np.sin(u * (1 / 9.0) + phase) + tilt * (u - 127.0) * (1 / 60.0)
     h = np.zeros_like(u)
     hollow = np.zeros_like(u)
+    lips = np.zeros_like(u)
     for i in range(n):
         p0 = top + i * (bottom - top) / max(n - 1, 1) + float(jit[i])
         py = mid + (p0 - mid) * (1 - pinch * ax2) + sag * 0.6 * (1 - ax2) + wave
@@ -90,6 +95,7 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
         step = np.exp(-np.maximum(q, 0) * (1 / PLEAT_SHADOW)) * ramp * ramp * (3.0 - 2.0 * ramp)
         h += PLEAT_HEIGHT * (0.45 * lip - 0.9 * step)  # one fold line per pleat
         hollow += PLEAT_HEIGHT * step
+        lips += lip
     info = {
         "kind": "pleats",
         "count": n,
@@ -101,7 +107,8 @@ def _pleats(u: np.ndarray, v: np.ndarray, rng: np.random.Generator) -> tuple[np.
     # the fabric is stretched flat over the nose and chin: the pleats open up towards the
     # bound sides and show least in the middle
     spread = depth * (PLEAT_MIDDLE + (1.0 - PLEAT_MIDDLE) * ax)
-    return (h * spread).astype(np.float32), {**info, "_hollow": hollow * spread}
+    extra = {"_hollow": hollow * spread, "_lips": np.clip(lips * spread, 0.0, 1.0)}
+    return (h * spread).astype(np.float32), {**info, **extra}
 
 
 #: Where tension creases start (template coordinates): the ear-loop corners and the sides.
@@ -191,6 +198,7 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     nose = layer.category != "scarf"
     body = _body(u, v, nose)
     hollow = info.pop("_hollow")
+    lips = info.pop("_lips", None)
     # template px per frame px at each pixel (the warp's area scale), to turn the frame
     # gradient into a slope per template px; where the warp folds (a turned face's far side)
     # the template is squeezed and its slopes stay those of the fabric, not of the fold
@@ -213,7 +221,10 @@ def drape(layer: Layer, light_dir: tuple[float, float], rng: np.random.Generator
     a = layer.alpha[y0 : y0 + h_, x0 : x0 + w_]
     f = np.where(a > 0, shade, 1.0).astype(np.float32)
     # dark fabric shows the light as a sheen on the slopes facing it, not as brightness
-    sheen = SHEEN * np.where(a > 0, np.clip(facing_full, 0.0, 1.0) ** 2, 0.0).astype(np.float32)
+    sheen = SHEEN * np.clip(facing_full, 0.0, 1.0) ** 2
+    if lips is not None:
+        sheen = sheen + PLEAT_SHEEN * lips
+    sheen = np.where(a > 0, sheen, 0.0).astype(np.float32)
     dark = 1.0 - box @ LUMA
     rgb = layer.rgb.copy()
     rgb[y0 : y0 + h_, x0 : x0 + w_] = np.clip(

@@ -111,11 +111,19 @@ def source_yaw(occ: Occluder) -> float | None:
     return 0.0
 
 
-def pose_fits(occ: Occluder, lm: Landmarks) -> bool:
-    """Whether ``occ`` can be warped onto the face of ``lm``: always for a drawn occluder,
-    and for a harvested face-worn one when the two faces are turned alike (``MAX_POSE_GAP``)."""
-    yaw = source_yaw(occ)
-    return yaw is None or abs(estimate_yaw(lm) - yaw) <= MAX_POSE_GAP
+def pose_fits(occ: Occluder, lm: Landmarks, yaw: float | None = None) -> bool:
+    """Whether ``occ`` can be warped onto the face of ``lm`` (``yaw``: its ``estimate_yaw``,
+    when already known): a drawn occluder when the face is turned at most its category's
+    ``max_yaw``, a harvested face-worn one when the two faces are turned alike
+    (``MAX_POSE_GAP``)."""
+    own = source_yaw(occ)
+    limit = occ.traits.max_yaw if occ.harvest is None else None
+    if own is None and limit is None:
+        return True
+    yaw = estimate_yaw(lm) if yaw is None else yaw
+    if own is not None:
+        return abs(yaw - own) <= MAX_POSE_GAP
+    return abs(yaw) <= limit
 
 
 def outline_region(alpha: np.ndarray, threshold: float = 0.02) -> np.ndarray:

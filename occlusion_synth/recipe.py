@@ -224,7 +224,7 @@ class Recipe:
         """Sample ``i`` as shard members and its manifest row (what build workers return)."""
         made = self.make(i)
         s = made.sample
-        members = shards.encode_sample(s.key, s.input, s.mask, s.target, s.meta)
+        members = shards.encode_sample(s.key, s.input, s.mask, s.target, s.meta, s.object_mask)
         return i, members, manifest_row(made, self.seed)
 
 
@@ -244,6 +244,7 @@ def manifest_row(made: Made, seed: int) -> dict[str, Any]:
         "categories": cats,
         "occluders": "+".join(str(o.get("name", "")) for o in occluders),
         "coverage": shards.mask_coverage(made.sample.mask),
+        "object_coverage": shards.mask_coverage(made.sample.occluder_mask),
         "seed": seed,
         "landmark_provider": made.landmarks.provider,
     }

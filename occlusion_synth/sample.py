@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from occlusion_synth.compose import OutsideFill, composite
+from occlusion_synth.compose import OutsideFill, composite, object_mask
 from occlusion_synth.contact import rest_on_mask
 from occlusion_synth.drape import drape
 from occlusion_synth.grip import hand_layer, hold, needs_hand
@@ -442,7 +442,9 @@ def _choose_categories(
     """Draw 1..max compatible occluders (``Occluder`` objects) from the library.
 
     ``stratum`` (see ``category_stratum``) picks the first occluder's category when given;
-    ``fits`` limits the variants (``OccluderLibrary.choose``).
+    ``fits`` limits the variants (``OccluderLibrary.choose``), and the categories: one with
+    no variant that fits is drawn only when no allowed category has one (a face turned past
+    the drawn masks' ``max_yaw`` gets another requested category).
     """
     weights = options.category_weights
     if weights is None:
@@ -456,6 +458,9 @@ def _choose_categories(
         }
         if not allowed:
             break
+        if fits is not None:
+            fitting = {c: w for c, w in allowed.items() if any(map(fits, library.by_category(c)))}
+            allowed = fitting or allowed
         first = stratum if not chosen else None
         chosen.append(library.choose(rng, allowed, first, fits, options.source_weights))
     return chosen
@@ -469,10 +474,12 @@ def _draw_layers(
     stats: FaceStats,
     stratum: float | None = None,
 ) -> tuple[list[Occluder], list[Layer], list[dict[str, Any]]]:
-    from occlusion_synth.placement import far_side_keep, place, pose_fits
+    from occlusion_synth.placement import estimate_yaw, far_side_keep, place, pose_fits
 
-    def fits(occ: Occluder) -> bool:  # a harvested mask goes on a face turned like its own
-        return pose_fits(occ, face.landmarks)
+    yaw = estimate_yaw(face.landmarks)
+
+    def fits(occ: Occluder) -> bool:  # a drawn mask on a face it can wrap; a harvested one
+        return pose_fits(occ, face.landmarks, yaw)  # on a face turned like its own
 
     occluders = _choose_categories(library, rng, options, stratum, fits)
     occluders.sort(key=lambda o: o.traits.depth)  # stable
@@ -550,6 +557,7 @@ def make_sample(
         entry["params"] = layer.params
         entry.update(note)
         occ_meta.append(entry)
+    obj = object_mask(layers, mask)
     meta = {
         "source_id": face.source.id,
         "source_split": face.source.split,
@@ -557,6 +565,7 @@ def make_sample(
         "categories": "+".join(layer.category for layer in layers),
         "landmarks": landmarks,
         "coverage": coverage,
+        "object_coverage": mask_coverage(obj),
         "jpeg_quality": face.jpeg_quality,
         "compose": info,
     }
@@ -566,4 +575,5 @@ def make_sample(
         mask=mask,
         target=target,
         meta=jsonable(meta),
+        object_mask=obj,
     )

@@ -4,7 +4,8 @@ Layout of a built dataset (the README, "Building a dataset")::
 
     OUT/shards/<split>-<000000>.tar   four members per sample, sharing a key with no dots:
                                       <key>.input.png  <key>.mask.png  <key>.target.png
-                                      <key>.json
+                                      <key>.json; builds now add a fifth, <key>.object.png
+                                      (the occluders' own pixels; readers accept both)
     OUT/manifest.parquet              one row per sample
     OUT/dataset.json                  the dataset card
     OUT/rejects.csv                   inputs skipped, with reasons
@@ -43,8 +44,14 @@ from PIL import Image
 from . import pngwrite, storage
 from .storage import Location
 
-#: Member suffixes of one sample, in the order they are written.
+#: Member suffixes every sample has, in the order they are written.
 MEMBERS: tuple[str, ...] = ("input.png", "mask.png", "target.png", "json")
+#: Members a sample may have besides: ``object.png``, the pixels the occluders themselves
+#: cover (their alpha >= 0.5; a subset of ``mask.png``, which also holds every pixel their
+#: shadows, soft edges and re-shooting changed). What a hand-made occluder mask of a real
+#: photo marks, so the occlusion segmenter learns it (``segment.target``).
+OPTIONAL_MEMBERS: tuple[str, ...] = ("object.png",)
+KNOWN_MEMBERS: tuple[str, ...] = MEMBERS + OPTIONAL_MEMBERS
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 SHARDS_DIR = "shards"
 MANIFEST = "manifest.parquet"
@@ -58,7 +65,12 @@ PNG_COMPRESS_LEVEL = 1
 MAX_MEMBER_BYTES = 16 * 1024 * 1024
 
 #: PNG colour type (IHDR) of each image member: 2 = RGB, 0 = greyscale.
-MEMBER_COLOUR_TYPES: dict[str, int] = {"input.png": 2, "mask.png": 0, "target.png": 2}
+MEMBER_COLOUR_TYPES: dict[str, int] = {
+    "input.png": 2,
+    "mask.png": 0,
+    "object.png": 0,
+    "target.png": 2,
+}
 #: Side of every image in a shard (the canonical frame).
 FRAME = 256
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -78,7 +90,8 @@ class Sample:
     """One training triple: uint8 arrays (input/target HxWx3, mask HxW, 0/255) and metadata.
 
     What the compositor makes and what the reader decodes (``shard`` names the shard a decoded
-    sample came from; empty for a freshly made one).
+    sample came from; empty for a freshly made one). ``object_mask`` (HxW, 0/255, within
+    ``mask``): the occluders' own pixels, without their shadows; None in older shards.
     """
 
     key: str
@@ -87,6 +100,12 @@ class Sample:
     target: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     shard: str = ""
+    object_mask: np.ndarray | None = None
+
+    @property
+    def occluder_mask(self) -> np.ndarray:
+        """``object_mask`` where the shard has it, else ``mask`` (for older shards)."""
+        return self.mask if self.object_mask is None else self.object_mask
 
 
 # --------------------------------------------------------------------------- encoding
@@ -153,17 +172,25 @@ def encode_json(obj: Any) -> bytes:
 
 
 def encode_sample(
-    key: str, input: np.ndarray, mask: np.ndarray, target: np.ndarray, meta: Mapping[str, Any]
+    key: str,
+    input: np.ndarray,
+    mask: np.ndarray,
+    target: np.ndarray,
+    meta: Mapping[str, Any],
+    object_mask: np.ndarray | None = None,
 ) -> list[tuple[str, bytes]]:
-    """The four ``(member name, bytes)`` pairs of one sample, in the order they are written."""
+    """The ``(member name, bytes)`` pairs of one sample, in the order they are written
+    (``object.png`` after ``mask.png`` when ``object_mask`` is given)."""
     if "." in key or "/" in key or not key:
         raise ValueError(f"sample keys must be non-empty, without dots or slashes: {key!r}")
-    return [
-        (f"{key}.input.png", encode_png(input)),
-        (f"{key}.mask.png", encode_png(mask)),
+    members = [(f"{key}.input.png", encode_png(input)), (f"{key}.mask.png", encode_png(mask))]
+    if object_mask is not None:
+        members.append((f"{key}.object.png", encode_png(object_mask)))
+    members += [
         (f"{key}.target.png", encode_png(target)),
         (f"{key}.json", encode_json(dict(meta))),
     ]
+    return members
 
 
 # --------------------------------------------------------------------------- writing
@@ -482,14 +509,16 @@ def decode_png(data: bytes, mode: str) -> np.ndarray:
 
 
 def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> Sample:
-    """Decode the four members of one sample; any problem is a ``ShardError`` naming the
-    shard, the key and the member."""
+    """Decode the members of one sample (``object.png`` when present); any problem is a
+    ``ShardError`` naming the shard, the key and the member."""
     where = f"{shard}: sample {key!r}" if shard else f"sample {key!r}"
     missing = [m for m in MEMBERS if m not in members]
     if missing:
         raise ShardError(f"{where} lacks {', '.join(missing)}")
     arrays = {}
     for name, colour in MEMBER_COLOUR_TYPES.items():
+        if name not in members:  # an optional member
+            continue
         try:
             arrays[name] = decode_png(members[name], _MODE_OF_COLOUR_TYPE[colour])
         except ValueError as exc:
@@ -507,6 +536,7 @@ def decode_sample(key: str, members: Mapping[str, bytes], shard: str = "") -> Sa
         target=arrays["target.png"],
         meta=meta,
         shard=shard,
+        object_mask=arrays.get("object.png"),
     )
 
 

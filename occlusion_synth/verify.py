@@ -87,13 +87,14 @@ def check_sample(
     if "." in key or "/" in key:
         problems.append("key contains a dot or a slash")
     missing = [m for m in shards.MEMBERS if m not in members]
-    extra = sorted(set(members) - set(shards.MEMBERS))
+    extra = sorted(set(members) - set(shards.KNOWN_MEMBERS))
     if missing:
         problems.append(f"missing member(s): {', '.join(missing)}")
     if extra:
         problems.append(f"unexpected member(s): {', '.join(extra)}")
     images: dict[str, np.ndarray] = {}
-    for name, mode in (("input.png", "RGB"), ("mask.png", "L"), ("target.png", "RGB")):
+    modes = (("input.png", "RGB"), ("mask.png", "L"), ("object.png", "L"), ("target.png", "RGB"))
+    for name, mode in modes:
         if name not in members:
             continue
         try:
@@ -110,6 +111,13 @@ def check_sample(
         grey = np.count_nonzero((mask != 0) & (mask != 255))
         if grey:
             problems.append(f"mask has {grey} pixel(s) that are neither 0 nor 255")
+    obj = images.get("object.png")
+    if obj is not None:
+        grey = np.count_nonzero((obj != 0) & (obj != 255))
+        if grey:
+            problems.append(f"object mask has {grey} pixel(s) that are neither 0 nor 255")
+        if mask is not None and (n := int(np.count_nonzero((obj != 0) & (mask == 0)))):
+            problems.append(f"object mask reaches {n} pixel(s) outside the mask")
     if mask is not None and "input.png" in images and "target.png" in images:
         outside = mask == 0
         differs = np.any(images["input.png"] != images["target.png"], axis=-1) & outside

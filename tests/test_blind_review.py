@@ -111,3 +111,29 @@ def test_a_photo_without_a_face_is_one_line(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(sys, "argv", argv)
     with pytest.raises(SystemExit, match=r"^blank.jpg: no face found"):
         blind_review.main()
+
+
+def test_build_spec_takes_only_the_named_categories(tmp_path, monkeypatch, demo_build_options):
+    """``DIR:N:CATS`` picks only samples whose occluders are all of CATS (a mixed build's
+    mask samples)."""
+    from occlusion_synth.build import run_build
+
+    assert blind_review._build_spec("/a/b:8") == ("/a/b", "8", None)
+    assert blind_review._build_spec("/a/b:8:x+y") == ("/a/b", "8", {"x", "y"})
+    names = _real_folder(tmp_path, 2)
+    run_build(
+        demo_build_options(
+            tmp_path / "built", tmp_path / "lm", n=12, categories="medical_mask:1,sunglasses:1"
+        )
+    )
+    cats = {s.key: s.meta["categories"] for s in iter_samples(tmp_path / "built")}
+    assert set(cats.values()) == {"medical_mask", "sunglasses"}
+    key = tmp_path / "key.json"
+    argv = ["blind_review.py", "--real", str(tmp_path / "real"), "--names", ",".join(names)]
+    argv += ["--build", f"{tmp_path / 'built'}:2:sunglasses", "--key", str(key)]
+    for seed in range(4):
+        sheet = str(tmp_path / "s.png")
+        monkeypatch.setattr(sys, "argv", [*argv, "--sheet", sheet, "--seed", str(seed)])
+        blind_review.main()
+        picked = [v.rsplit("/", 1)[1] for v in json.loads(key.read_text()).values()]
+        assert [cats[k] for k in picked if k in cats] == ["sunglasses", "sunglasses"]

@@ -204,3 +204,68 @@ def test_a_hand_from_the_face_is_never_lit_brighter_than_the_cheeks_it_is_read_a
         assert origin == "face"
         lit = tone * light
         assert (lit <= cheek * 1.031 + 1e-3).all() and lit.mean() >= 0.8 * cheek.mean()
+
+
+def test_object_mask_is_the_occluders_own_pixels(faces, library) -> None:
+    """``object_mask``: where a layer covers >= 0.5, within the mask; shadows and soft rims
+    are in the mask only, so over several samples the object is clearly smaller."""
+    import occlusion_synth.sample as sample_mod
+
+    seen = []
+    real_composite = sample_mod.composite
+
+    def spy(target, layers, rng, *args, **kwargs):
+        seen.append(layers)
+        return real_composite(target, layers, rng, *args, **kwargs)
+
+    opts = SampleOptions(category_weights={"medical_mask": 1.0, "hand": 1.0}, max_occluders=2)
+    ratios = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sample_mod, "composite", spy)
+        for i in range(6):
+            s = make_sample(faces[i % len(faces)], library, np.random.default_rng([8, i]), opts)
+            covered = np.zeros(s.mask.shape, bool)
+            for layer in seen[-1]:
+                covered |= layer.alpha >= 0.5
+            np.testing.assert_array_equal(s.object_mask == 255, covered & (s.mask == 255))
+            assert set(np.unique(s.object_mask)) <= {0, 255}
+            assert s.meta["object_coverage"] == pytest.approx((s.object_mask == 255).mean())
+            ratios.append((s.object_mask == 255).sum() / (s.mask == 255).sum())
+    assert all(r > 0.3 for r in ratios)  # the object is most of what changed...
+    assert np.median(ratios) < 0.95  # ...but not all of it: its shadow is in the mask only
+
+
+def test_drawn_masks_go_only_on_faces_they_can_wrap(library) -> None:
+    """Past ``max_yaw`` a drawn mask does not fit the face: a sample that may also take a
+    hand takes the hand; one that may take only masks still gets a mask."""
+    from occlusion_synth.canonical import MEAN_SHAPE, Landmarks
+    from occlusion_synth.categories import CATEGORIES
+    from occlusion_synth.placement import estimate_yaw, pose_fits
+    from occlusion_synth.sample import _choose_categories
+
+    front = Landmarks(dict(MEAN_SHAPE), provider="test")
+    pts = dict(MEAN_SHAPE)
+    x, y = pts["nose_tip"]
+    pts["nose_tip"] = (x + 0.3 * (pts["right_eye"][0] - pts["left_eye"][0]), y)
+    turned = Landmarks(pts, provider="test")
+    limit = CATEGORIES["medical_mask"].max_yaw
+    assert limit is not None and abs(estimate_yaw(turned)) > limit >= abs(estimate_yaw(front))
+    mask = library.by_category("medical_mask")[0]
+    hand = library.by_category("hand")[0]
+    assert pose_fits(mask, front) and not pose_fits(mask, turned) and pose_fits(hand, turned)
+
+    def drawn(weights: dict[str, float], lm) -> set[str]:
+        opts = SampleOptions(category_weights=weights)
+        got = set()
+        for i in range(16):
+            rng = np.random.default_rng([4, i])
+            got |= {o.category for o in _choose_categories(library, rng, opts, None, fits(lm))}
+        return got
+
+    def fits(lm):
+        return lambda occ: pose_fits(occ, lm)
+
+    both = {"medical_mask": 3.0, "hand": 1.0}
+    assert drawn(both, turned) == {"hand"}
+    assert drawn(both, front) == {"medical_mask", "hand"}
+    assert drawn({"medical_mask": 1.0}, turned) == {"medical_mask"}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -326,23 +328,26 @@ def test_harvest_auto_masks_from_a_segmenter(seg_checkpoint, tmp_path, monkeypat
     assert res.exit_code != 0
 
 
-def test_cached_split_matches_the_streamed_one(toy):
-    """``data.on_device``: the cached split holds what the streaming path's resize gives."""
+@pytest.mark.parametrize("target", ["object", "mask"])
+def test_cached_split_matches_the_streamed_one(toy, target):
+    """``data.on_device``: the cached split holds what the streaming path's resize gives,
+    under the key of the ``segment.target`` member."""
     from fdsgan_train.data import decode, iter_raw_samples
     from fdsgan_train.device_data import device_batches
     from fdsgan_train.segment_train import load_cache
     from fdsgan_train.segmenter import resize
 
     paths = shard_paths(toy, "train")
-    cache = load_cache(paths, 64)
+    cache = load_cache(paths, 64, target=target)
     assert cache is not None and len(cache) == 32 and cache.input.dtype == torch.uint8
     key, members = next(iter(iter_raw_samples(paths[0])))
     ref = decode(key, members, paths[0])
     got = cache.batch(torch.tensor([0]))
+    assert set(got) == {"input", target}
     want_image = resize(ref["input"][None], 64)
-    want_mask = resize(ref["mask"][None], 64)
+    want_mask = resize(ref[target][None], 64)
     assert (got["input"] - want_image).abs().max() <= 1.5 / 127.5
-    assert (got["mask"] - want_mask).abs().max() <= 1 / 255
+    assert (got[target] - want_mask).abs().max() <= 1 / 255
     cfg = load_config("segmenter", SMALL)
     batches = device_batches(cache, cfg, 0, 0, 1, 0)
     first = [next(batches)["input"] for _ in range(4)]  # one epoch: 4 batches of 8
@@ -387,3 +392,42 @@ def test_outline_sheet_clips_the_true_outline_to_the_photo():
     assert not green[44:, 13:47].any()  # nothing along the photo's edge
     assert not green[48:].any()  # nor beyond it
     assert (img[50:, :, 0] < 128).all()  # outside the photo is darkened
+
+
+class _Fixed:
+    """A segmenter stand-in that predicts given masks (scoring is what is under test)."""
+
+    def __init__(self, target: str, preds: list[np.ndarray]) -> None:
+        self.config = {"segment": {"target": target}}
+        self.preds = preds
+
+    def masks(self, frames):
+        return [self.preds.pop(0) > 0 for _ in frames]
+
+
+def test_synthetic_scores_use_the_checkpoints_target():
+    """A segmenter trained on ``object`` is scored against ``object_mask`` (falling back to
+    the mask in older shards); one trained on ``mask`` against the mask."""
+    from fdsgan_train.evaluate import EvalSample
+    from fdsgan_train.segment_eval import TRUTH_NAMES, score_synthetic, summary_markdown, truth_of
+
+    img = np.zeros((256, 256, 3), np.uint8)
+    mask = np.zeros((256, 256), np.uint8)
+    mask[60:160, 60:160] = 255  # 10,000 px
+    obj = np.zeros_like(mask)
+    obj[70:150, 70:150] = 255  # 6,400 px, inside the mask
+    with_obj = EvalSample("a", "medical_mask", img, mask, img, obj)
+    old = EvalSample("b", "medical_mask", img, mask, img)
+    assert truth_of(with_obj, "object") is obj and truth_of(old, "object") is mask
+    assert truth_of(with_obj, "mask") is mask
+
+    rows = score_synthetic([with_obj, old], _Fixed("object", [obj, obj]))
+    assert rows[0]["iou"] == pytest.approx(1.0) and rows[1]["iou"] == pytest.approx(0.64)
+    assert rows[0]["coverage"] == pytest.approx(6400 / 65536)
+    rows = score_synthetic([with_obj], _Fixed("mask", [obj]))
+    assert rows[0]["iou"] == pytest.approx(0.64)
+
+    import pandas as pd
+
+    text = summary_markdown(pd.DataFrame(rows), Path("c.pt"), Path("d"), "test", None, [], "object")
+    assert TRUTH_NAMES["object"] in text

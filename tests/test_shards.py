@@ -147,3 +147,26 @@ def test_webdataset_reads_a_shard(tmp_path):
     assert np.array_equal(got[0]["input.png"], inp)
     assert np.array_equal(got[0]["target.png"], target)
     assert got[0]["json"]["b"] == 1.5
+
+
+def test_object_member_round_trips_and_is_optional(tmp_path):
+    """``object.png`` is written after the mask when given, decoded when present, and
+    ``Sample.occluder_mask`` falls back to the mask without it."""
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    mask = np.zeros((256, 256), np.uint8)
+    mask[40:120, 50:150] = 255
+    obj = np.zeros_like(mask)
+    obj[50:110, 60:140] = 255
+    path = tmp_path / "train-000000.tar"
+    with shards.ShardWriter(path) as writer:
+        writer.add(shards.encode_sample("a", img, mask, img, {"key": "a"}, obj))
+        writer.add(shards.encode_sample("b", img, mask, img, {"key": "b"}))
+    (ka, ma), (kb, mb) = list(shards.read_shard(path))
+    assert list(ma) == ["input.png", "mask.png", "object.png", "target.png", "json"]
+    assert list(mb) == list(shards.MEMBERS)
+    a, b = shards.decode_sample(ka, ma), shards.decode_sample(kb, mb)
+    np.testing.assert_array_equal(a.object_mask, obj)
+    np.testing.assert_array_equal(a.occluder_mask, obj)
+    assert b.object_mask is None
+    np.testing.assert_array_equal(b.occluder_mask, mask)

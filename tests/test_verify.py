@@ -163,3 +163,36 @@ def test_stats_figure(dataset, tmp_path):
     assert n == 8 and np.allclose(heat, np.mean(masks, axis=0))
     heat, n = mean_mask(dataset, max_masks=3)  # every ceil(8 / 3) = 3rd sample: 0, 3, 6
     assert n == 3 and np.allclose(heat, np.mean(masks[::3], axis=0))
+
+
+def test_object_mask_outside_the_mask_or_grey(copy):
+    """``object.png`` (the occluders' own pixels) must be binary and lie within the mask."""
+
+    def edit(key, members):
+        assert "object.png" in members  # builds write it
+        mask = shards.decode_png(members["mask.png"], "L")
+        obj = shards.decode_png(members["object.png"], "L").copy()
+        y, x = np.argwhere(mask == 0)[0]
+        obj[y, x] = 255
+        obj[np.argwhere(mask == 255)[0][0], np.argwhere(mask == 255)[0][1]] = 7
+        members["object.png"] = _png(obj)
+        return members
+
+    _rewrite(_first_shard(copy), edit)
+    problems = _problems(copy)
+    n = _count(_first_shard(copy))
+    assert sum("object mask reaches 1 pixel(s) outside the mask" in p for p in problems) == n
+    assert sum("object mask has 1 pixel(s) that are neither" in p for p in problems) == n
+
+
+def test_shards_without_object_masks_still_verify(copy):
+    """Datasets built before ``object.png`` existed stay valid."""
+
+    def edit(key, members):
+        members.pop("object.png")
+        return members
+
+    for shard in shards.list_shards(copy):
+        _rewrite(shard, edit)
+    report = verify_dataset(copy)
+    assert report.ok, report.problems

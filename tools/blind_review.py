@@ -98,6 +98,20 @@ def reframed(sample: np.ndarray, matrix: np.ndarray, shape: tuple, quality: int)
     return warp_to_canonical(_jpeg(photo, quality), matrix)
 
 
+def _build_spec(spec: str) -> tuple[str, str, set[str] | None]:
+    """``DIR:N`` or ``DIR:N:CATS`` -> (folder, N, the categories or None)."""
+    head, _, last = spec.rpartition(":")
+    if last.isdigit():
+        return head, last, None
+    folder, _, n = head.rpartition(":")
+    return folder, n, set(last.split("+"))
+
+
+def _of(sample, cats: set[str] | None) -> bool:
+    """Whether every occluder of ``sample`` is of ``cats`` (None: any sample)."""
+    return cats is None or set(str(sample.meta.get("categories", "")).split("+")) <= cats
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--real", type=Path, required=True, help="folder of NAME.jpg + masks/")
@@ -106,8 +120,10 @@ def main() -> None:
         "--build",
         action="append",
         required=True,
-        metavar="DIR:N",
-        help="N samples (drawn by --seed) of an occsynth build's output folder; repeatable",
+        metavar="DIR:N[:CATS]",
+        help="N samples (drawn by --seed) of an occsynth build's output folder, only those "
+        "whose occluders are all of the categories CATS (joined by +) when given, e.g. the "
+        "mask samples of a mixed build: DIR:8:medical_mask+cloth_mask; repeatable",
     )
     p.add_argument("--sheet", type=Path, required=True)
     p.add_argument("--key", type=Path, required=True)
@@ -134,8 +150,8 @@ def main() -> None:
     faces: set[str] = set()
     want = 0
     for spec in args.build:
-        folder, _, n = spec.rpartition(":")
-        pool = list(iter_samples(Path(folder)))
+        folder, n, cats = _build_spec(spec)
+        pool = [s for s in iter_samples(Path(folder)) if _of(s, cats)]
         rng.shuffle(pool)
         # each occluder and each face once: the real photos show n different objects on n
         # different people (two builds with one seed put their samples on the same faces)

@@ -272,7 +272,9 @@ def _traits(path: Path, meta: dict[str, Any]) -> CategoryTraits:
     tint = meta.get("skin_tint", base.skin_tint)
     if not isinstance(tint, bool):
         raise _fail(path, "skin_tint must be true or false")
-    traits = CategoryTraits(slot=slot, depth=depth, skin_tint=tint, rules=base.rules)
+    traits = CategoryTraits(
+        slot=slot, depth=depth, skin_tint=tint, rules=base.rules, max_yaw=base.max_yaw
+    )
     if meta["category"] in CATEGORIES and traits != base:
         raise _fail(
             path, f"category {meta['category']!r} is built in: its slot, depth and tint are fixed"
