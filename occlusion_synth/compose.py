@@ -161,18 +161,28 @@ def _highlight(
     return spec * cv2.GaussianBlur(solid.astype(np.float32), (0, 0), 1.5)
 
 
+#: Least half-thickness (px) a part of an object is rounded over (``_form_shading``).
+_MIN_ROUND = 3.0
+
+
 def _form_shading(solid: np.ndarray, light: tuple[float, float], depth: float) -> np.ndarray:
     """Per-pixel factor that rounds a flat object: its rim turns away from the camera.
 
-    The rim (within ~18 % of the object's size of its outline) darkens by up to ``depth``,
+    The rim (within ~18 % of the object's size of its outline, or of a narrower part's own
+    half-thickness: each finger of a hand is rounded on its own, bright along its middle and
+    darker at its sides, not shaded flat like the palm's rim) darkens by up to ``depth``,
     less on the side facing the light. Thin objects (frames, straps) are left flat.
     """
     dist = cv2.distanceTransform(solid, cv2.DIST_L2, 3)
     x, y, w, h = cv2.boundingRect(solid)
     reach = max(0.18 * min(w, h), 1.0)
-    if float(dist.max()) < 3.0:
+    if float(dist.max()) < _MIN_ROUND:
         return np.ones_like(dist)
-    rim = np.clip(1.0 - dist * (1.0 / reach), 0.0, 1.0)
+    # a part's half-thickness: the distance at the ridge nearby (dilated over the reach)
+    size = 2 * int(np.ceil(reach)) + 1
+    ridge = cv2.dilate(dist, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    local = np.clip(ridge, _MIN_ROUND, reach)
+    rim = np.clip(1.0 - dist / local, 0.0, 1.0)
     rim *= rim
     frame = Box(0, 0, solid.shape[1], solid.shape[0])
     facing = _facing(frame, Box(x, y, x + w, y + h), light)
@@ -378,6 +388,14 @@ def _shoulder(col: np.ndarray) -> None:
     col += room * (1.0 - cv2.exp(over * np.float32(-1.0 / room)))
 
 
+def unshoulder(values: np.ndarray) -> np.ndarray:
+    """The inverse of ``_shoulder``: the lit colour that rolls off to ``values`` (a colour
+    read from the photo, already past the camera's shoulder, made ready to be lit again)."""
+    room = 255.0 - SHOULDER
+    over = np.clip((np.asarray(values, np.float32) - SHOULDER) / room, 0.0, 0.98)
+    return np.where(values > SHOULDER, SHOULDER - room * np.log1p(-over), values)
+
+
 def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -> None:
     """4. Sensor noise like the photo's (luma-correlated, a little chroma; ``col`` in place),
     full in the mid-tones and fading in the highlights and shadows (``HIGHLIGHT_GRAIN``)."""
@@ -406,6 +424,12 @@ def _lay_over(region: np.ndarray, col: np.ndarray, a: np.ndarray) -> None:
     region += col
 
 
+def scene_light(stats: FaceStats) -> tuple[float, np.ndarray]:
+    """The exposure gain and per-channel colour cast laid on a drawn object (not on a
+    ``Layer.lit`` one): what a colour read from the face must be divided by first."""
+    return exposure_gain(stats.face_luma), colour_cast(stats.face_rgb, CAST_STRENGTH)
+
+
 def _apply_layer(
     canvas: np.ndarray, origin: tuple[int, int], layer: Layer, plan: LayerPlan, stats: FaceStats
 ) -> dict[str, Any]:
@@ -421,7 +445,7 @@ def _apply_layer(
         gain, cast = 1.0, np.ones(3, np.float32)
         plan = dataclasses.replace(plan, form_depth=plan.form_depth * LIT_FORM)
     else:
-        gain, cast = exposure_gain(stats.face_luma), colour_cast(stats.face_rgb, CAST_STRENGTH)
+        gain, cast = scene_light(stats)
     prem, a = _soften_edges(layer, plan)
     col, solid = _light(prem, a, plan, stats, gain, cast)
     if not layer.lit:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from occlusion_synth.compose import OutsideFill, composite, object_mask
+from occlusion_synth.compose import OutsideFill, composite, object_mask, scene_light, unshoulder
 from occlusion_synth.contact import rest_on_mask
 from occlusion_synth.drape import drape
 from occlusion_synth.grip import hand_layer, hold, needs_hand
@@ -49,8 +49,6 @@ from occlusion_synth.occluders.harmonise import (
 )
 from occlusion_synth.realism import (
     FaceStats,
-    colour_cast,
-    exposure_gain,
     face_stats,
     hair_cover,
 )
@@ -283,8 +281,8 @@ def skin_tone(face: AlignedFace, stats: FaceStats, rng: np.random.Generator, p_f
     if rng.random() < p_face:
         jitter = rng.uniform(*HAND_SHADE) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
         lit = _per_face(_CHEEK_CACHE, face, cheek_colour) * jitter
-        light = exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb)
-        return np.clip(lit / light, 20, 250), "face"
+        gain, cast = scene_light(stats)  # the compositor lights it again, and rolls off
+        return np.clip(unshoulder(lit) / (gain * cast), 20, 250), "face"  # its highlights
     i = int(rng.integers(len(SKIN_TONES)))
     tone = SKIN_TONES[i] * rng.uniform(0.94, 1.06, 3).astype(np.float32)
     return np.clip(tone, 20, 250), "random"
@@ -405,7 +403,8 @@ def hold_in_hand(
     hand = hand_layer(occ, layer, face.landmarks, rng)
     tone, _ = skin_tone(face, stats, rng, options.face_skin)
     if layer.lit:
-        tone = np.clip(tone * exposure_gain(stats.face_luma) * colour_cast(stats.face_rgb), 0, 255)
+        gain, cast = scene_light(stats)
+        tone = np.clip(tone * gain * cast, 0, 255)
     tint_layer(hand, tone)
     hold(layer, hand, stats.light_dir)
     return [round(float(v), 1) for v in tone]

@@ -451,3 +451,31 @@ def test_an_outline_on_an_upsampled_jpeg_face_is_as_sharp_as_the_photos_own_edge
     photo = _edge_width(target[100:160, 112:144].astype(float).mean(2).mean(0))
     outline = _edge_width(out[100:160, 84:116].astype(float).mean(2).mean(0)[::-1])
     assert outline < 1.6 * photo, (outline, photo)
+
+
+def test_unshoulder_inverts_the_highlight_shoulder() -> None:
+    """A colour read from the photo (past the camera's shoulder) is made ready to be lit
+    again: ``_shoulder(unshoulder(v)) == v`` below the roll-off's top."""
+    from occlusion_synth.compose import SHOULDER, _shoulder, unshoulder
+
+    values = np.repeat(np.linspace(0, 250, 251, dtype=np.float32).reshape(1, -1, 1), 3, 2)
+    raw = unshoulder(values).astype(np.float32)
+    assert np.array_equal(raw[values <= SHOULDER], values[values <= SHOULDER])
+    assert (raw[values > SHOULDER] > values[values > SHOULDER]).all()
+    _shoulder(raw)
+    np.testing.assert_allclose(raw, values, atol=0.02)
+
+
+def test_each_finger_is_rounded_on_its_own() -> None:
+    """Form shading rounds a narrow part (a finger) across its own width, bright along its
+    middle and darker at its sides, not flat like a band along a broad palm's rim."""
+    from occlusion_synth.compose import _form_shading
+
+    solid = np.zeros((160, 160), np.uint8)
+    solid[80:150, 30:130] = 1  # the palm
+    for x in (34, 58, 82, 106):  # four fingers, 10 px wide
+        solid[20:80, x : x + 10] = 1
+    f = _form_shading(solid, (0.0, -1.0), 0.3)
+    row = f[40, 58:68]  # across one finger
+    assert row[4:6].mean() > row[[0, 9]].mean() + 0.1
+    assert f[115, 80] > 0.99  # the palm's middle stays unshaded
