@@ -63,12 +63,13 @@ MAX_CACHE_GIB = 8.0
 class SegmentCache:
     """A split at ``segment.size`` as uint8 (batched by ``device_data.device_batches``):
     ``input`` (N, 3, S, S), ``mask`` (N, 1, S, S) the area-averaged 0/1 mask x 255 (what the
-    streaming path's ``resize`` of the mask gives) of the ``target`` member (``object`` or
-    ``mask``: :func:`target_key`)."""
+    streaming path's ``resize`` of the mask gives) of the ``target`` member (``segment.target``:
+    ``object``, the occluders' own pixels, ``Sample.occluder_mask``; or ``mask``, every pixel
+    the compositor changed)."""
 
     input: torch.Tensor
     mask: torch.Tensor
-    target: str = "mask"
+    target: str = "object"
 
     def __len__(self) -> int:
         return self.input.shape[0]
@@ -82,18 +83,11 @@ class SegmentCache:
         }
 
 
-def target_key(cfg: dict[str, Any]) -> str:
-    """The batch key the segmenter learns (``segment.target``): ``object``, the occluders'
-    own pixels (``Sample.occluder_mask``: ``mask`` in shards without ``object.png``), or
-    ``mask``, every pixel the compositor changed."""
-    return cfg["segment"]["target"]
-
-
 def load_cache(
     paths: list, size: int, progress: bool = False, target: str = "object"
 ) -> SegmentCache | None:
     """Decode every sample of ``paths`` and hold it at ``size`` x ``size`` (None: no sample);
-    ``target``: the mask kept (``object`` or ``mask``, :func:`target_key`)."""
+    ``target``: the mask kept (``segment.target``: ``object`` or ``mask``)."""
     inputs, masks = [], []
     try:
         for path in paths:
@@ -179,7 +173,7 @@ class SegmentTrainer:
         ``index`` is given."""
         size = self.cfg["segment"]["size"]
         image = resize(batch["input"], size)
-        mask = resize(batch[target_key(self.cfg)], size)
+        mask = resize(batch[self.cfg["segment"]["target"]], size)
         if index is not None:
             self.aug_gen.manual_seed(hash((self.cfg["seed"], index, self.dist.rank)) % 2**63)
             image, mask = augment(image, mask, self.cfg["segment"]["augment"], self.aug_gen)
@@ -285,7 +279,7 @@ def train_segmenter(cfg, data_dir: Path, run_dir: Path, resume: bool, device, di
     size, budget = cfg["segment"]["size"], cfg["segment"]["minutes"]
     cache = None
     if use_cache(cfg["data"]["on_device"], n_train, size):
-        target = target_key(cfg)
+        target = cfg["segment"]["target"]
         cache = load_cache(train_paths, size, progress=dist.is_main, target=target)
         val_cache = load_cache(val_paths, size, target=target) if val_paths else None
         val = cache_eval(val_cache, batch, dist.rank, dist.world_size) if val_cache else None

@@ -75,7 +75,7 @@ def default_traits(name: str) -> CategoryTraits:
 
 #: Drawn masks and scarves on faces turned past the yaw where their fit loses the far
 #: outline (``placement.FIT_MAX_YAW``) reach into the hair or past the cheek and lie flat:
-#: blind reviewers caught 6 of 6 drawn masks on faces turned 0.46-1.0, 4 of 10 below 0.35.
+#: blind reviewers caught 6 of 6 drawn masks on faces turned 0.46-1.0, 4 of 9 below 0.35.
 _MASK = CategoryTraits("lower_face", 0, rules=("face_warp",), max_yaw=0.6)
 # eyewear: drawn frames use the eyewear rule; glasses harvested from a photo are warped like masks
 _EYEWEAR = CategoryTraits("eyes", 2, rules=("eyewear", "face_warp"))

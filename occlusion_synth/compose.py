@@ -430,6 +430,22 @@ def scene_light(stats: FaceStats) -> tuple[float, np.ndarray]:
     return exposure_gain(stats.face_luma), colour_cast(stats.face_rgb, CAST_STRENGTH)
 
 
+def lit_colour(tone: np.ndarray, stats: FaceStats) -> np.ndarray:
+    """The colour (0..255 RGB) a drawn object of flat colour ``tone`` shows once composited:
+    the scene's gain and cast (``scene_light``), then the highlight shoulder."""
+    gain, cast = scene_light(stats)
+    col = (np.asarray(tone, np.float32) * gain * cast).astype(np.float32).reshape(1, 1, 3)
+    _shoulder(col)
+    return col.reshape(3)
+
+
+def unlit_colour(colour: np.ndarray, stats: FaceStats) -> np.ndarray:
+    """The inverse of ``lit_colour``: the tone to give a drawn object so that it shows
+    ``colour``, a colour read from the photo (already lit and past the camera's shoulder)."""
+    gain, cast = scene_light(stats)
+    return unshoulder(np.asarray(colour, np.float32)) / (gain * cast)
+
+
 def _apply_layer(
     canvas: np.ndarray, origin: tuple[int, int], layer: Layer, plan: LayerPlan, stats: FaceStats
 ) -> dict[str, Any]:

@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from occlusion_synth.compose import OutsideFill, composite, object_mask, scene_light, unshoulder
+from occlusion_synth.compose import (
+    OutsideFill,
+    composite,
+    lit_colour,
+    object_mask,
+    unlit_colour,
+)
 from occlusion_synth.contact import rest_on_mask
 from occlusion_synth.drape import drape
 from occlusion_synth.grip import hand_layer, hold, needs_hand
@@ -281,8 +287,7 @@ def skin_tone(face: AlignedFace, stats: FaceStats, rng: np.random.Generator, p_f
     if rng.random() < p_face:
         jitter = rng.uniform(*HAND_SHADE) * rng.uniform(0.97, 1.03, 3).astype(np.float32)
         lit = _per_face(_CHEEK_CACHE, face, cheek_colour) * jitter
-        gain, cast = scene_light(stats)  # the compositor lights it again, and rolls off
-        return np.clip(unshoulder(lit) / (gain * cast), 20, 250), "face"  # its highlights
+        return np.clip(unlit_colour(lit, stats), 20, 250), "face"  # the compositor relights it
     i = int(rng.integers(len(SKIN_TONES)))
     tone = SKIN_TONES[i] * rng.uniform(0.94, 1.06, 3).astype(np.float32)
     return np.clip(tone, 20, 250), "random"
@@ -403,8 +408,7 @@ def hold_in_hand(
     hand = hand_layer(occ, layer, face.landmarks, rng)
     tone, _ = skin_tone(face, stats, rng, options.face_skin)
     if layer.lit:
-        gain, cast = scene_light(stats)
-        tone = np.clip(tone * gain * cast, 0, 255)
+        tone = np.clip(lit_colour(tone, stats), 0, 255)
     tint_layer(hand, tone)
     hold(layer, hand, stats.light_dir)
     return [round(float(v), 1) for v in tone]

@@ -195,25 +195,23 @@ def test_drawn_phones_in_a_sample_record_their_hand_tone(faces, library) -> None
 @pytest.mark.parametrize("index", [0, 1, 2])
 def test_a_hand_from_the_face_is_lit_back_to_the_cheeks_colour(faces, index):
     """A face-coloured hand, once the compositor lights it like any drawn object (its gain,
-    colour cast and highlight shoulder: ``compose.scene_light``, ``_shoulder``), has the
+    colour cast and highlight shoulder: ``compose.lit_colour``), has the
     cheekbones' colour times its drawn shade (``HAND_SHADE``, per channel +-3 %): never
     brighter (it read as washed out), and no second colour cast (it read as grey or cool)."""
-    from occlusion_synth.compose import _shoulder, scene_light
+    from occlusion_synth.compose import lit_colour
     from occlusion_synth.sample import HAND_SHADE
 
     face = faces[index]
     stats = face_stats(face.image)
     cheek = cheek_colour(face)
-    gain, cast = scene_light(stats)
     for seed in range(20):
         tone, origin = skin_tone(face, stats, np.random.default_rng(seed), 1.0)
         assert origin == "face"
         rng = np.random.default_rng(seed)
         rng.random()
         shade = rng.uniform(*HAND_SHADE) * rng.uniform(0.97, 1.03, 3)
-        lit = (tone * gain * cast).astype(np.float32).reshape(1, 1, 3)
-        _shoulder(lit)
-        np.testing.assert_allclose(lit.ravel(), np.clip(cheek * shade, 20, 250), rtol=2e-3)
+        lit = lit_colour(tone, stats)
+        np.testing.assert_allclose(lit, np.clip(cheek * shade, 20, 250), rtol=2e-3)
 
 
 def test_object_mask_is_the_occluders_own_pixels(faces, library) -> None:
