@@ -34,10 +34,10 @@ def case(base: int, size: int, batch: int, steps: int, device: str) -> tuple[flo
     cfg = load_config("segmenter", overrides)
     trainer = SegmentTrainer(cfg, dev)
     g = torch.Generator().manual_seed(0)
-    data = {
-        "input": torch.rand(batch, 3, 256, 256, generator=g) * 2 - 1,
-        "mask": (torch.rand(batch, 1, 256, 256, generator=g) > 0.85).float(),
-    }
+    mask = (torch.rand(batch, 1, 256, 256, generator=g) > 0.85).float()
+    # both targets (segment.target: mask or object), as a batch of a current build holds them
+    data = {"input": torch.rand(batch, 3, 256, 256, generator=g) * 2 - 1, "mask": mask}
+    data["object"] = mask
 
     def sync() -> None:
         if dev.type == "cuda":

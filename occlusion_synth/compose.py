@@ -427,7 +427,9 @@ def _lay_over(region: np.ndarray, col: np.ndarray, a: np.ndarray) -> None:
 def scene_light(stats: FaceStats) -> tuple[float, np.ndarray]:
     """The exposure gain and per-channel colour cast laid on a drawn object (not on a
     ``Layer.lit`` one): what a colour read from the face must be divided by first."""
-    return exposure_gain(stats.face_luma), colour_cast(stats.face_rgb, CAST_STRENGTH)
+    return exposure_gain(stats.face_luma), colour_cast(
+        stats.face_rgb, stats.scene_rgb, CAST_STRENGTH
+    )
 
 
 def lit_colour(tone: np.ndarray, stats: FaceStats) -> np.ndarray:

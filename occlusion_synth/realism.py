@@ -38,7 +38,8 @@ class FaceStats:
 
     ``shading``: HxW low-frequency luminance of the face's light (extrapolated from the
     face region over hair, clothes and background); ``face_luma``: mean luminance of the central
-    face region; ``face_rgb``: its mean colour; ``light_dir``: unit (x, y) vector pointing
+    face region; ``face_rgb``: its mean colour; ``scene_rgb``: the mean colour of the rest of
+    the frame (hair, clothes, background); ``light_dir``: unit (x, y) vector pointing
     towards the light in image coordinates; ``noise_sigma``: estimated sensor noise (grey
     levels); ``blur_sigma``: estimated Gaussian blur of the photo in pixels.
     ``source_scale``: frame pixels per source pixel of an upsampled photo (else 1): then the
@@ -49,6 +50,7 @@ class FaceStats:
     shading: np.ndarray
     face_luma: float
     face_rgb: np.ndarray
+    scene_rgb: np.ndarray
     light_dir: tuple[float, float]
     noise_sigma: float
     blur_sigma: float
@@ -194,6 +196,7 @@ def face_stats(target: np.ndarray, source_scale: float = 1.0) -> FaceStats:
     small_rgb = cv2.resize(img, (_SHADING_GRID, _SHADING_GRID), interpolation=cv2.INTER_AREA)
     small = luminance(small_rgb)
     face_rgb = (small_rgb * wgt[..., None]).sum(axis=(0, 1)) / wsum
+    scene_rgb = small_rgb[wgt == 0].mean(axis=0)
     small = cv2.GaussianBlur(small, (0, 0), 1.5, borderType=cv2.BORDER_REFLECT)
     face_luma = float((small * wgt).sum() / wsum)
 
@@ -223,6 +226,7 @@ def face_stats(target: np.ndarray, source_scale: float = 1.0) -> FaceStats:
         shading=shading,
         face_luma=max(face_luma, 1.0),
         face_rgb=np.maximum(face_rgb.astype(np.float32), 1.0),
+        scene_rgb=np.maximum(scene_rgb.astype(np.float32), 1.0),
         light_dir=light_dir,
         noise_sigma=noise_sigma(core) * (_RESAMPLED_NOISE if scale > 1.0 else 1.0),
         blur_sigma=blur_sigma_from_ratio(sharpness_ratio(core), natural=True) * scale,
@@ -230,15 +234,21 @@ def face_stats(target: np.ndarray, source_scale: float = 1.0) -> FaceStats:
     )
 
 
-def colour_cast(face_rgb: np.ndarray, strength: float = 0.5) -> np.ndarray:
+def colour_cast(face_rgb: np.ndarray, scene_rgb: np.ndarray, strength: float = 0.5) -> np.ndarray:
     """Per-channel gain (mean 1) that moves a neutral object towards the scene's illuminant.
 
-    The face's chromaticity is compared with that of skin under neutral light; only the
-    difference (the illuminant's tint) is transferred, softened by ``strength``, so a white
-    mask picks up a warm or cool cast but never turns skin-coloured.
+    The face's chromaticity is compared with that of skin under neutral light; the difference
+    is the illuminant's tint only as far as the rest of the frame (``scene_rgb``, grey-world)
+    leans the same way. A channel where the two disagree gets no cast, and one where they
+    agree the smaller of the two: a ruddy or olive complexion in a neutral scene leaves a
+    white mask white, while an orange stage or a blue screen light tints everything. Softened
+    by ``strength``, so a white mask never turns skin-coloured.
     """
-    chroma = face_rgb / float(face_rgb.mean())
-    cast = (chroma / NEUTRAL_SKIN_CHROMA) ** strength
+    skin = np.log(face_rgb / float(face_rgb.mean()) / NEUTRAL_SKIN_CHROMA)
+    grey = np.log(scene_rgb / float(scene_rgb.mean()))
+    agree = np.sign(skin) == np.sign(grey)
+    tint = np.where(agree, np.sign(skin) * np.minimum(np.abs(skin), np.abs(grey)), 0.0)
+    cast = np.exp(strength * tint)
     cast = np.clip(cast / float(cast.mean()), *CAST_RANGE)
     return cast.astype(np.float32)
 

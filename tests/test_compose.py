@@ -378,14 +378,31 @@ def test_grain_fades_on_white_and_black_objects() -> None:
 
 
 def test_a_grey_object_takes_a_strong_stage_light_colour() -> None:
-    """Under an orange stage light (a face far redder than skin under neutral light) a drawn
-    object turns clearly warm; under neutral light it stays within a few percent of grey."""
+    """Under an orange stage light (a face far redder than skin under neutral light, and the
+    rest of the frame orange too) a drawn object turns clearly warm; under neutral light it
+    stays within a few percent of grey."""
     from occlusion_synth.realism import NEUTRAL_SKIN_CHROMA, colour_cast
 
-    neutral = colour_cast(NEUTRAL_SKIN_CHROMA * 120.0, 0.7)
+    grey = np.full(3, 110.0)
+    neutral = colour_cast(NEUTRAL_SKIN_CHROMA * 120.0, grey, 0.7)
     np.testing.assert_allclose(neutral, 1.0, atol=0.02)
-    orange = colour_cast(NEUTRAL_SKIN_CHROMA * np.array([1.5, 0.9, 0.55]) * 120.0, 0.7)
+    light = np.array([1.5, 0.9, 0.55])
+    orange = colour_cast(NEUTRAL_SKIN_CHROMA * light * 120.0, grey * light, 0.7)
     assert orange[0] / orange[2] > 1.6 and orange[0] > orange[1] > orange[2]
+
+
+def test_a_ruddy_face_in_a_neutral_scene_leaves_a_white_object_white() -> None:
+    """A face redder than neutral skin in a grey scene is its complexion, not the light: no
+    cast (a white mask tinted pink gave samples away); a cool scene with a warm face: none."""
+    from occlusion_synth.realism import NEUTRAL_SKIN_CHROMA, colour_cast
+
+    ruddy = NEUTRAL_SKIN_CHROMA * np.array([1.3, 0.92, 0.8]) * 120.0
+    np.testing.assert_allclose(colour_cast(ruddy, np.full(3, 110.0), 0.8), 1.0, atol=0.01)
+    cool = colour_cast(ruddy, np.array([90.0, 110.0, 140.0]), 0.8)
+    np.testing.assert_allclose(cool, 1.0, atol=0.02)
+    # the same face with a warm room around it: a warm cast, no stronger than the room's
+    warm = colour_cast(ruddy, np.array([140.0, 110.0, 80.0]), 0.8)
+    assert warm[0] > 1.05 > 0.95 > warm[2]
 
 
 def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
