@@ -178,9 +178,10 @@ def _form_shading(solid: np.ndarray, light: tuple[float, float], depth: float) -
     reach = max(0.18 * min(w, h), 1.0)
     if float(dist.max()) < _MIN_ROUND:
         return np.ones_like(dist)
-    # a part's half-thickness: the distance at the ridge nearby (dilated over the reach)
-    size = 2 * int(np.ceil(reach)) + 1
-    ridge = cv2.dilate(dist, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size)))
+    # a part's half-thickness: the distance at the ridge nearby (dilated over the reach; a
+    # square of the disc's area, separable and ~15x faster than OpenCV's elliptic kernel)
+    size = 2 * int(np.ceil(0.886 * reach)) + 1
+    ridge = cv2.dilate(dist, cv2.getStructuringElement(cv2.MORPH_RECT, (size, size)))
     local = np.clip(ridge, _MIN_ROUND, reach)
     rim = np.clip(1.0 - dist / local, 0.0, 1.0)
     rim *= rim
