@@ -403,6 +403,7 @@ def test_a_ruddy_face_in_a_neutral_scene_leaves_a_white_object_white() -> None:
     # the same face with a warm room around it: a warm cast, no stronger than the room's
     warm = colour_cast(ruddy, np.array([140.0, 110.0, 80.0]), 0.8)
     assert warm[0] > 1.05 > 0.95 > warm[2]
+    assert warm[0] / warm[2] <= (140.0 / 80.0) ** 0.8 + 1e-4
 
 
 def test_a_white_drawn_object_rolls_off_instead_of_clipping() -> None:
