@@ -392,9 +392,10 @@ def _shoulder(col: np.ndarray) -> None:
 def unshoulder(values: np.ndarray) -> np.ndarray:
     """The inverse of ``_shoulder``: the lit colour that rolls off to ``values`` (a colour
     read from the photo, already past the camera's shoulder, made ready to be lit again)."""
+    v = np.asarray(values, np.float32)
     room = 255.0 - SHOULDER
-    over = np.clip((np.asarray(values, np.float32) - SHOULDER) / room, 0.0, 0.98)
-    return np.where(values > SHOULDER, SHOULDER - room * np.log1p(-over), values)
+    over = np.clip((v - SHOULDER) / room, 0.0, 0.98)
+    return np.where(v > SHOULDER, SHOULDER - room * np.log1p(-over), v)
 
 
 def _add_noise(col: np.ndarray, plan: LayerPlan, frame_shape: tuple[int, ...]) -> None:
