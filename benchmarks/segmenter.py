@@ -10,6 +10,10 @@ load average is printed beside the figures: on a shared CPU they are what it gav
     python benchmarks/segmenter.py                          # CPU, preset, 2 threads
     python benchmarks/segmenter.py --base-channels 16 24 32 --threads 2 --steps 10
     python benchmarks/segmenter.py --device cuda --batch 64
+    # the first presets' network against the preset's, side by side:
+    python benchmarks/segmenter.py \
+        --variant "segment.widths=[1,2,3,4] segment.full_res_channels=8" \
+        --variant ""
 """
 
 from __future__ import annotations
@@ -19,8 +23,11 @@ import os
 import time
 
 
-def case(base: int, size: int, batch: int, steps: int, device: str) -> tuple[float, float, int]:
-    """(train images/s, eval images/s, parameters) of one network width."""
+def case(
+    base: int, size: int, batch: int, steps: int, device: str, variant: dict | None = None
+) -> tuple[float, float, int]:
+    """(train images/s, eval images/s, parameters) of one network width and ``variant``
+    (config overrides)."""
     import numpy as np
     import torch
 
@@ -31,6 +38,7 @@ def case(base: int, size: int, batch: int, steps: int, device: str) -> tuple[flo
 
     dev = resolve_device(device)
     overrides = {"segment.base_channels": base, "segment.size": size, "data.batch_size": batch}
+    overrides |= variant or {}
     cfg = load_config("segmenter", overrides)
     trainer = SegmentTrainer(cfg, dev)
     g = torch.Generator().manual_seed(0)
@@ -70,8 +78,20 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2, help="torch threads on a CPU")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        help='config overrides "KEY=VALUE KEY=VALUE" measured side by side (repeat; "": preset)',
+    )
     args = ap.parse_args()
     import torch
+    import yaml
+
+    variants = [
+        (text, {k: yaml.safe_load(v) for k, v in (kv.split("=", 1) for kv in text.split())})
+        for text in (args.variant or [""])
+    ]
 
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -79,10 +99,14 @@ def main() -> None:
         f"segmenter, {args.device}, size {args.size}, batch {args.batch}, "
         f"{args.threads} threads, load average {load:.2f} on {os.cpu_count()} cores"
     )
-    print(f"{'base':>5} {'params':>9} {'train img/s':>12} {'eval img/s':>11}")
+    print(f"{'base':>5} {'params':>9} {'train img/s':>12} {'eval img/s':>11}  variant")
     for base in args.base_channels:
-        train_rate, eval_rate, params = case(base, args.size, args.batch, args.steps, args.device)
-        print(f"{base:>5} {params:>9,} {train_rate:>12.1f} {eval_rate:>11.1f}")
+        for text, over in variants:
+            train_rate, eval_rate, params = case(
+                base, args.size, args.batch, args.steps, args.device, over
+            )
+            label = text or "preset"
+            print(f"{base:>5} {params:>9,} {train_rate:>12.1f} {eval_rate:>11.1f}  {label}")
 
 
 if __name__ == "__main__":

@@ -108,7 +108,7 @@ def frame_valid(matrix: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def score_real(pairs: list[tuple[Path, Path]], segmenter) -> tuple[list[dict], list, list[str]]:
-    """Rows per real photo, the sheet's (name, frame, true, predicted, IoU), skip notes."""
+    """Rows per real photo, the sheet's tiles (:func:`outline_sheet`), skip notes."""
     from tqdm import tqdm
 
     from .infer import align_photo, read_mask, read_photo
@@ -135,7 +135,8 @@ def score_real(pairs: list[tuple[Path, Path]], segmenter) -> tuple[list[dict], l
                 **scores,
             }
         )
-        tiles.append((photo_path.stem, aligned.image, aligned.mask, pred, scores["iou"], valid))
+        label = f"{photo_path.stem}  IoU {scores['iou']:.3f}"
+        tiles.append((label, aligned.image, aligned.mask, pred, valid))
     return rows, tiles, notes
 
 
@@ -160,18 +161,18 @@ def outlines(
 
 
 def outline_sheet(tiles: list, path: Path, tile: int = 256, columns: int = 4) -> Path:
-    """``(name, frame, true, pred, iou[, valid])`` tiles drawn by :func:`outlines`."""
+    """``(label, frame, true, pred[, valid])`` tiles drawn by :func:`outlines`, labelled."""
     from PIL import Image, ImageDraw
 
     rows = max(1, math.ceil(len(tiles) / columns))
     label = 18
     sheet = Image.new("RGB", (columns * tile, rows * (tile + label)), "white")
     draw = ImageDraw.Draw(sheet)
-    for i, (name, image, true, pred, iou, *valid) in enumerate(tiles):
+    for i, (text, image, true, pred, *valid) in enumerate(tiles):
         img = outlines(image, true, pred, valid[0] if valid else None)
         x, y = (i % columns) * tile, (i // columns) * (tile + label)
         sheet.paste(Image.fromarray(img).resize((tile, tile)), (x, y + label))
-        draw.text((x + 4, y + 3), f"{name}  IoU {iou:.3f}", fill="black")
+        draw.text((x + 4, y + 3), text, fill="black")
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
     return path

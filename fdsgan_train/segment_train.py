@@ -5,7 +5,9 @@ checkpoints/last.pt, metrics.jsonl, tb/, samples/), ``--resume``, AMP, DDP, the
 learning-rate schedule (``optim.warmup_steps``, ``optim.decay``) and :class:`tick.Schedule`.
 Each step takes a batch, resizes the occluded input and its mask to ``segment.size``,
 augments them (:func:`segmenter.augment`) and takes one AdamW step on BCE + Dice.
-Validation reports the mean per-image IoU of the val split.
+Validation reports the mean per-image IoU of the val split. With ``train.ema`` (a decay,
+e.g. 0.999) an exponential moving average of the weights (``models.GeneratorEMA``) is the
+network validated, saved as ``ema`` in the checkpoint and used by ``Segmenter``.
 
 Batches come from the shards (``data.train_loader``) or, with ``data.on_device`` true (the
 segmenter preset; ``auto``: when it fits in :data:`MAX_CACHE_GIB`), from the train and val
@@ -41,6 +43,7 @@ from fdsgan_train.data import (
 from fdsgan_train.device_data import device_batches
 from fdsgan_train.distributed import Dist, all_reduce_sum, barrier
 from fdsgan_train.logging_utils import RunLogger
+from fdsgan_train.models import GeneratorEMA
 from fdsgan_train.preflight import check_shards
 from fdsgan_train.segmenter import (
     KIND,
@@ -153,6 +156,13 @@ class SegmentTrainer:
             self.run = DDP(self.net, device_ids=ids)
         if cfg["train"]["compile"]:
             self.run = torch.compile(self.run)
+        decay = cfg["train"]["ema"]
+        self.ema = GeneratorEMA({"S": self.net}, decay) if decay > 0 else None
+
+    @property
+    def eval_net(self) -> torch.nn.Module:
+        """The network validated and used at inference: the EMA copy with ``train.ema``."""
+        return self.ema.models["S"] if self.ema is not None else self.net
 
     def set_lr(self, step: int, total: int) -> float:
         o = self.cfg["optim"]
@@ -190,6 +200,8 @@ class SegmentTrainer:
         self.scaler.scale(losses["total"]).backward()
         self.scaler.step(self.opt)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update({"S": self.net})
         out = {k: v.detach() for k, v in losses.items()}
         out["iou"] = batch_iou(logits.detach(), mask).mean()
         out["image"], out["mask"], out["logits"] = image, mask, logits.detach()
@@ -197,15 +209,17 @@ class SegmentTrainer:
 
     @torch.no_grad()
     def validate(self, loader, max_batches: int | None = None) -> dict[str, float]:
-        """Mean per-image IoU (logit > 0 vs mask > 0.5) at ``segment.size`` over the split."""
-        self.net.eval()
+        """Mean per-image IoU (logit > 0 vs mask > 0.5) at ``segment.size`` over the split,
+        of :attr:`eval_net`."""
+        net = self.eval_net
+        net.eval()
         sums = torch.zeros(2, dtype=torch.float64)
         for i, batch in enumerate(loader):
             if max_batches is not None and i >= max_batches:
                 break
             image, mask = self.prepare(batch, None)
             with self.autocast():
-                logits = self.net(image)
+                logits = net(image)
             sums[0] += batch_iou(logits.float(), mask).sum().item()
             sums[1] += image.shape[0]
         self.net.train()
@@ -219,6 +233,7 @@ class SegmentTrainer:
             "kind": KIND,
             "config": self.cfg,
             "models": {"S": self.net.state_dict()},
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "optimizers": {"S": self.opt.state_dict()},
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "step": step,
@@ -235,6 +250,11 @@ class SegmentTrainer:
         if problem:
             raise UserError(f"--resume: {path} does not fit the config: {problem}")
         self.net.load_state_dict(ckpt["models"]["S"])
+        if self.ema is not None:
+            if ckpt.get("ema"):
+                self.ema.load_state_dict(ckpt["ema"])
+            else:  # a run resumed with train.ema newly set starts its average here
+                self.ema = GeneratorEMA({"S": self.net}, self.ema.decay)
         self.opt.load_state_dict(ckpt["optimizers"]["S"])
         if ckpt.get("scaler") is not None and self.scaler.is_enabled():
             self.scaler.load_state_dict(ckpt["scaler"])

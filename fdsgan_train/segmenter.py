@@ -1,6 +1,6 @@
 """The occlusion segmenter: an aligned 256x256 face in, the occluder's mask out.
 
-A compact U-Net (``segment.encoder: unet``, ~0.3M parameters at ``base_channels`` 16) that
+A compact U-Net (``segment.encoder: unet``, 0.64M parameters in the segmenter preset) that
 trains from scratch on a CPU, or a ResNet-18 encoder (``resnet18``) that can start from a
 local torchvision weights file (``segment.backbone_weights``; nothing is downloaded). The
 network sees the frame resized to ``segment.size`` (128 by default) and returns one logit per
@@ -61,12 +61,13 @@ class _Up(nn.Module):
 
 
 class UNetEncoder(nn.Module):
-    """The input itself, then scales 1/2 .. 1/16 (a stride-2 stem keeps the full-resolution
-    work to the decoder's last, narrow stage); the deepest with dilated convolutions."""
+    """The input itself, then scales 1/2 .. 1/16 of ``base`` x ``widths`` channels (a stride-2
+    stem keeps the full-resolution work to the decoder's last stage); the deepest with
+    dilated convolutions."""
 
-    def __init__(self, base: int) -> None:
+    def __init__(self, base: int, widths: tuple[int, ...] = (1, 2, 3, 4)) -> None:
         super().__init__()
-        c = [3, base, base * 2, base * 3, base * 4]
+        c = [3] + [base * w for w in widths]
         self.channels = c
         self.stem = nn.Sequential(_conv(3, c[1], 2), _conv(c[1], c[1]))
         self.downs = nn.ModuleList([_Down(c[1], c[2]), _Down(c[2], c[3]), _Down(c[3], c[4], 2)])
@@ -101,17 +102,32 @@ class ResNetEncoder(nn.Module):
 
 
 class SegmenterNet(nn.Module):
-    """Encoder, U-Net decoder with skips, one logit per pixel at the input's size."""
+    """Encoder, U-Net decoder with skips, one logit per pixel at the input's size.
+
+    The decoder's last stage (its skip: the input itself) has ``full_res_channels`` (None:
+    half of ``base_channels``, at least 4, as the first presets had). On a CPU, 16 channels
+    there train faster than 8: PyTorch's channels-last batch-norm backward is slow below 16
+    channels (20 ms of a 140 ms step at 8, ``benchmarks/segmenter.py``).
+    """
 
     def __init__(
-        self, encoder: str = "unet", base_channels: int = 16, upsample: str = "bilinear"
+        self,
+        encoder: str = "unet",
+        base_channels: int = 16,
+        upsample: str = "bilinear",
+        widths: tuple[int, ...] = (1, 2, 3, 4),
+        full_res_channels: int | None = None,
     ) -> None:
         super().__init__()
-        self.encoder = ResNetEncoder() if encoder == "resnet18" else UNetEncoder(base_channels)
+        if encoder == "resnet18":
+            self.encoder: nn.Module = ResNetEncoder()
+        else:
+            self.encoder = UNetEncoder(base_channels, tuple(widths))
         c = self.encoder.channels
+        last = full_res_channels or max(base_channels // 2, 4)
         ups, cin = [], c[-1]
-        for skip in reversed(c[:-1]):  # the last stage (skip: the input) is narrow
-            cout = max(skip, base_channels) if skip != 3 else max(base_channels // 2, 4)
+        for skip in reversed(c[:-1]):
+            cout = max(skip, base_channels) if skip != 3 else last
             ups.append(_Up(cin, skip, cout, upsample))
             cin = cout
         self.ups = nn.ModuleList(ups)
@@ -137,7 +153,9 @@ class SegmenterNet(nn.Module):
 def build_segmenter(cfg: dict[str, Any]) -> SegmenterNet:
     """The network of a config's ``segment`` section, with its backbone weights when given."""
     s = cfg["segment"]
-    net = SegmenterNet(s["encoder"], s["base_channels"], s["upsample"])
+    net = SegmenterNet(
+        s["encoder"], s["base_channels"], s["upsample"], s["widths"], s["full_res_channels"]
+    )
     if s["backbone_weights"]:
         load_backbone(net, Path(s["backbone_weights"]))
     return net
@@ -318,7 +336,9 @@ def load_segmenter(path: str | Path, device: str | torch.device = "cpu"):
 
     ckpt = ckpt_io.load_checkpoint(path, kind=KIND)
     net = build_segmenter(_without_backbone(ckpt["config"]))
-    state = ckpt.get("ema") or ckpt["models"]["S"]
+    ema = ckpt.get("ema")  # train.ema: the averaged weights, as validated
+    state = ema["S"] if isinstance(ema, dict) and isinstance(ema.get("S"), dict) else None
+    state = state or ckpt["models"]["S"]
     problem = ckpt_io.mismatch("S", net, state)
     if problem:
         raise UserError(f"checkpoint {path} does not fit its own config: {problem}")

@@ -53,6 +53,7 @@ from .distribute import (  # noqa: F401  (WorkerPool: part of this module's inte
     part_name,
 )
 from .errors import UserError
+from .exclude import leave_out
 from .faces import DEFAULT_MAX_OUTSIDE, Discovery, describe_change, discover, fingerprint
 from .partition import Partition, differences, parse_record_name
 from .progress import Progress
@@ -96,6 +97,7 @@ PLAN_KEYS = (
     "landmarks",
     "split",
     "max_outside",
+    "exclude",
 )
 
 
@@ -122,6 +124,7 @@ class BuildOptions:
     #: given: these fractions for every face.
     split: tuple[float, float, float] | None = None
     max_outside: float = DEFAULT_MAX_OUTSIDE  # reject faces mostly beyond the photo
+    exclude: str | None = None  # a list of faces to leave out (occlusion_synth.exclude)
     resume: bool = False
     overwrite: bool = False
     landmark_cache: str | None = "default"  # a path, "default", or None for no cache
@@ -743,6 +746,8 @@ def run_build(
     lock_name = LOCK_FILE if partition is None else partition.lock_file
     _check_locks(lock_folder, lock_name)
     found = discover(options.faces)
+    if options.exclude is not None:
+        found = leave_out(found, Path(options.exclude))
     sources, entries = fingerprint(found)
     if options.resume:
         _check_sources(out, options, sources, entries)

@@ -21,6 +21,7 @@ COMMANDS: dict[str, str] = {
     "occluders": "occluders",
     "landmarks": "landmarks",
     "merge": "merge",
+    "screen": "screen",
 }
 
 

@@ -118,6 +118,25 @@ def test_old_segmenter_configs_read_with_bilinear_upsampling():
     assert a.shape == b.shape == (1, 1, 64, 64) and not torch.allclose(a, b)
 
 
+def test_widths_shape_the_unet_and_old_configs_keep_their_network():
+    from fdsgan_train.config import validate
+
+    cfg = load_config("segmenter")
+    net = build_segmenter(cfg)
+    assert net.encoder.channels == [3, 16, 32, 64, 128]  # widths [1, 2, 4, 8] x 16
+    assert net.head.in_channels == 16  # full_res_channels
+    added = ("widths", "full_res_channels")
+    old = {**cfg, "segment": {k: v for k, v in cfg["segment"].items() if k not in added}}
+    old_net = build_segmenter(validate(old))
+    assert old_net.encoder.channels == [3, 16, 32, 48, 64] and old_net.head.in_channels == 8
+    # a checkpoint of the first presets loads into the network its config rebuilds
+    old_net.load_state_dict(build_segmenter(validate(old)).state_dict())
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    assert net.eval()(x).shape == old_net.eval()(x).shape == (2, 1, 64, 64)
+    with pytest.raises(UserError, match="segment.widths must be a list of 4"):
+        load_config("segmenter", {"segment.widths": [1, 2, 4]})
+
+
 def test_metrics_on_hand_made_masks_with_known_iou():
     a = np.zeros((40, 40), np.uint8)
     b = np.zeros((40, 40), np.uint8)
@@ -285,6 +304,49 @@ def test_segmenter_resume_continues_the_run(toy, tmp_path):
     assert res.exit_code == 0, res.output
     ckpt = ckpt_io.load_checkpoint(run / "checkpoints" / "last.pt", kind="segmenter")
     assert ckpt["step"] == 4 and ckpt["kind"] == "segmenter"
+
+
+def test_train_ema_is_validated_saved_and_used_by_inference(toy, tmp_path):
+    from click.testing import CliRunner
+
+    from fdsgan_train.segmenter import load_segmenter
+
+    sets = [f"--set={k}={v}" for k, v in (SMALL | {"train.ema": 0.9}).items()]
+    run = tmp_path / "run"
+    common = ["--data", str(toy), "--run-dir", str(run), *sets]
+    res = CliRunner().invoke(train_main, ["--config", "segmenter", "--max-steps", "3", *common])
+    assert res.exit_code == 0, res.output
+    last = run / "checkpoints" / "last.pt"
+    ckpt = ckpt_io.load_checkpoint(last, kind="segmenter")
+    assert ckpt["ema"]["updates"] == 3
+    ema, raw = ckpt["ema"]["S"], ckpt["models"]["S"]
+    name = "head.weight"
+    assert not torch.equal(ema[name], raw[name])  # an average, not a copy
+    net, _ = load_segmenter(last)
+    assert torch.equal(net.state_dict()[name], ema[name])
+    res = CliRunner().invoke(train_main, ["--resume", "--max-steps", "5", *common])
+    assert res.exit_code == 0, res.output
+    assert ckpt_io.load_checkpoint(last, kind="segmenter")["ema"]["updates"] == 5
+
+
+def test_screen_cli_lists_every_demo_face(seg_checkpoint, tiny_checkpoint, tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from occlusion_synth.cli import main
+
+    out, sheet = tmp_path / "screen.csv", tmp_path / "flagged.png"
+    args = ["screen", "--faces", "demo", "--out", str(out), "--sheet", str(sheet)]
+    res = CliRunner().invoke(main, [*args, "--segmenter", str(seg_checkpoint), "--threshold", "0"])
+    assert res.exit_code == 0, res.output
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["source", "split", "occluded", "flagged", "reason"]
+    assert sorted(table["source"]) == ["demo:astronaut", "demo:camera", "demo:grace_hopper"]
+    assert (table["flagged"] == (table["occluded"] > 0)).all()
+    assert sheet.is_file() == bool(table["flagged"].any())
+    res = CliRunner().invoke(main, [*args, "--segmenter", str(tiny_checkpoint)])
+    assert res.exit_code != 0 and "Traceback" not in res.output
+    assert len(res.output.strip().splitlines()) == 1
 
 
 def test_harvest_auto_masks_from_a_segmenter(seg_checkpoint, tmp_path, monkeypatch):

@@ -13,6 +13,7 @@ from occlusion_synth.commands.options import (
     cache_spec,
     categories_option,
     faces_option,
+    file_option,
     landmark_options,
     max_occluders_option,
     max_outside_option,
@@ -73,6 +74,13 @@ from occlusion_synth.commands.options import (
     "not sum to 1 (8,1,1) are normalised, with a note.",
 )
 @max_outside_option
+@file_option(
+    "--exclude",
+    default=None,
+    help="Leave out the faces this file lists (listed in rejects.csv with the reason): "
+    "occsynth screen's CSV of faces that already wear or hold an occluder, or a text file "
+    "with one face id per line (ids as in rejects.csv, e.g. img_align_celeba/000293.jpg).",
+)
 @click.option(
     "--distributor",
     type=click.Choice(["local", "ray"]),
@@ -130,6 +138,7 @@ def build(
     no_landmark_cache: bool,
     split_text: str | None,
     max_outside: float,
+    exclude: Path | None,
     distributor: str,
     ray_address: str | None,
     partition_text: str | None,
@@ -188,6 +197,7 @@ def build(
         landmarks=landmarks,
         split=split,
         max_outside=max_outside,
+        exclude=None if exclude is None else str(exclude),
         resume=resume,
         overwrite=overwrite,
         landmark_cache=cache,
