@@ -76,6 +76,7 @@ def screen(
     from fdsgan_train.screen import screen_faces, write_sheet
     from fdsgan_train.segmenter import Segmenter
     from occlusion_synth.build import open_cache
+    from occlusion_synth.exclude import FLAGGED, REASON, SOURCE
     from occlusion_synth.faces import discover_faces, load_aligned
     from occlusion_synth.landmarks import get_detector
     from occlusion_synth.progress import Progress
@@ -99,10 +100,15 @@ def screen(
         if store is not None:
             store.save()
     out.parent.mkdir(parents=True, exist_ok=True)
-    columns = ["source", "split", "occluded", "flagged", "reason"]
-    pd.DataFrame(result.rows, columns=columns).to_csv(out, index=False)
+    columns = [SOURCE, "split", "occluded", FLAGGED, REASON]
     rejects_path = out.with_name(out.stem + ".rejects.csv")
-    pd.DataFrame(result.rejects, columns=["source", "reason"]).to_csv(rejects_path, index=False)
+    for path, frame in (
+        (out, pd.DataFrame(result.rows, columns=columns)),
+        (rejects_path, pd.DataFrame(result.rejects, columns=[SOURCE, REASON])),
+    ):
+        partial = path.with_name(path.name + ".tmp")  # never a half-written list
+        frame.to_csv(partial, index=False)
+        partial.replace(path)
     drawn = write_sheet(result, sheet) if sheet is not None else None
     seconds = time.perf_counter() - start
     click.echo(
