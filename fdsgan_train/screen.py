@@ -29,7 +29,8 @@ SHEET_MAX = 48
 @dataclass
 class ScreenResult:
     """What a screening found: one row per aligned face, the faces that could not be aligned
-    (``(id, reason)``), and the sheet's tiles (flagged faces)."""
+    (``(id, reason)``), and the sheet's tiles (the :data:`SHEET_MAX` most occluded flagged
+    faces, most occluded first)."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     rejects: list[tuple[str, str]] = field(default_factory=list)
@@ -77,6 +78,9 @@ def screen_faces(
                 label = f"{face.source.id}  {100 * share:.1f} %"
                 result.tiles.append((share, label, face.image, marked, valid))
         pending.clear()
+        # only the sheet's faces are kept: a screening of all CelebA flags thousands
+        result.tiles.sort(key=lambda t: -t[0])
+        del result.tiles[SHEET_MAX:]
 
     for src in sources:
         try:
@@ -92,7 +96,6 @@ def screen_faces(
             progress(1)
     if pending:
         flush()
-    result.tiles.sort(key=lambda t: -t[0])
     return result
 
 
@@ -105,6 +108,6 @@ def write_sheet(result: ScreenResult, path: Path) -> Path | None:
         return None
     tiles = [
         (label, image, np.zeros_like(marked), marked, valid)
-        for _, label, image, marked, valid in result.tiles[:SHEET_MAX]
+        for _, label, image, marked, valid in result.tiles
     ]
     return outline_sheet(tiles, path, tile=192, columns=6)

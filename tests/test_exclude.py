@@ -119,3 +119,16 @@ def test_screen_flags_faces_by_their_marked_share():
         assert row["reason"].startswith("already occluded:")
     strict = screen_faces(sources[:1], load_aligned, _Marks(), 0.5)
     assert strict.flagged == 0 and strict.rows[0]["reason"] == ""
+
+
+def test_screen_keeps_only_the_sheets_faces(monkeypatch):
+    from fdsgan_train import screen
+    from occlusion_synth.faces import load_aligned
+
+    monkeypatch.setattr(screen, "SHEET_MAX", 2)
+    sources = discover("demo").sources * 2  # six flagged faces
+    result = screen.screen_faces(sources, load_aligned, _Marks(), 0.02)
+    assert result.flagged == 6 and len(result.tiles) == 2
+    shares = [t[0] for t in result.tiles]
+    assert shares == sorted(shares, reverse=True)  # the most occluded first
+    assert shares[0] == pytest.approx(max(r["occluded"] for r in result.rows), abs=1e-5)
